@@ -1,0 +1,23 @@
+# mmdg — two commands: `make demo` and `make test`. Both create/refresh .venv/ when needed.
+#   make install TORCH=system   keep the torch/torchvision you already have (e.g. a CUDA build)
+#   make demo METHOD=full       pick the backbone tuning method of the demo
+PYTHON ?= python3
+TORCH  ?= pinned
+VENV   := .venv
+PY     := $(VENV)/bin/python
+METHOD ?= full
+DEMO_ARGS ?=
+
+.PHONY: install demo test clean-demo
+
+install:
+	@PYTHON=$(PYTHON) TORCH=$(TORCH) VENV=$(VENV) bash tools/install_env.sh
+
+demo: install
+	$(PY) tools/demo.py --method $(METHOD) $(DEMO_ARGS)
+
+test: install
+	$(PY) -m pytest tests -q -rs
+
+clean-demo:
+	rm -rf data/demo work_dirs/demo

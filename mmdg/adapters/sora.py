@@ -1,0 +1,36 @@
+"""SoRA (Yun et al., arXiv 2412.04077 / CVPR 2025 "SoMA"): adapt the r *smallest* singular components.
+
+Per slice, in float32: ``W = U diag(S) V^T``; with the r minor triplets and ``s = alpha / r``:
+``A = diag(sqrt(S_r / s)) V_r^T``, ``B = U_r diag(sqrt(S_r / s))``, frozen residual ``W_res = W - s B A``.
+The SVD runs when the adapter is built, so the backbone must hold its pre-trained weights by then
+(mmdg's backbones load them before injecting). The residual lives in ``base.weight`` and is saved
+with the model, so loading a trained checkpoint restores it without any new SVD.
+"""
+import torch
+from torch import nn
+
+from .base import LowRankLinear, block_diag_slices
+
+
+class SoRALinear(LowRankLinear):
+    defaults = dict(r=16, alpha=16)
+    train_bias = True  # the SoRA recipe trains the biases of the adapted layers
+    #: which end of the spectrum is adapted: 'minor' (SoRA) or 'principal' (PiSSA)
+    components = 'minor'
+
+    def __init__(self, base: nn.Linear, r: int = 16, alpha: float = 16, **kwargs):
+        super().__init__(base, r=r, alpha=alpha, **kwargs)
+        self.init_from_svd()
+
+    @torch.no_grad()
+    def init_from_svd(self) -> None:
+        w = self.slices(self.base.weight)
+        for i, w_i in enumerate(w):
+            u, s, vh = torch.linalg.svd(w_i.float(), full_matrices=False)  # s descending
+            keep = slice(-self.r, None) if self.components == 'minor' else slice(0, self.r)
+            root = (s[keep] / self.scale).sqrt()
+            self.lora_A[i] = (root[:, None] * vh[keep]).to(self.lora_A.dtype)
+            self.lora_B[i] = (u[:, keep] * root[None]).to(self.lora_B.dtype)
+        # Subtract in float32 from the float32 product so that W_res + s B A reproduces W to rounding.
+        product = block_diag_slices(self.lora_B.float()) @ self.lora_A.float().reshape(-1, self.in_features)
+        self.base.weight.copy_(self.base.weight.float() - self.scale * product)

@@ -1,0 +1,4 @@
+from mmdg.utils.checkpoint import CheckpointError, UnsafeCheckpointError, safe_torch_load
+from .hooks import AdapterAuxLossHook
+
+__all__ = ['CheckpointError', 'UnsafeCheckpointError', 'safe_torch_load', 'AdapterAuxLossHook']

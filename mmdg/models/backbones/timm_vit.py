@@ -1,0 +1,102 @@
+"""DINOv2 / EVA02 ViT backbones from timm for mmseg and mmdet, with adapters injected by config."""
+from __future__ import annotations
+
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+import timm
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from torch import nn
+
+from mmdg.adapters import inject_adapters
+from mmdg.models.backbones.vit_weights import build_timm_vit, load_vit_weights
+from mmdg.registry import MODELS
+
+
+@MODELS.register_module()
+class TimmViT(BaseModule):
+    """A timm ViT (``arch``: an mmdg name such as ``'dinov2-l'`` or any timm model name) returning four
+    feature maps.
+
+    Args:
+        arch: see :data:`mmdg.models.backbones.vit_weights.ARCHS`, or a timm model name.
+        img_size: training input size (int or ``(h, w)``); position embeddings are resampled to it at
+            load time and interpolated on the fly for other sizes (sliding windows, test scales).
+        patch_size: 14 (native) or 16 (the patch kernel is resampled, as in the SoRA/Rein recipe).
+        out_indices: blocks whose outputs are returned (DINOv2-L recipe: 7, 11, 15, 23).
+        out_strides: strides the four maps are resized to (bilinear), or ``None`` to keep the patch
+            stride (for a learnable pyramid neck such as mmseg's ``Feature2Pyramid``).
+        pretrained: local path to weights in the official DINOv2 / EVA02 or timm layout (converted on the
+            fly), or to a checkpoint made by ``tools/convert/vit.py``. Loaded *before* the adapters
+            are injected, so SVD-based adapters decompose the pre-trained weights.
+        adapter: ``dict(type='SoRA', ...)`` for :func:`mmdg.adapters.inject_adapters`, or ``None``.
+        frozen_blocks: the first k blocks (and the embeddings) get no trainable parameter.
+        freeze: freeze the whole ViT (the "frozen backbone" baseline).
+        out_norm: apply the final norm to the returned features.
+        model_kwargs: extra keyword arguments for ``timm.create_model``.
+    """
+
+    def __init__(self,
+                 arch: str = 'dinov2-l',
+                 img_size: Union[int, Tuple[int, int]] = 512,
+                 patch_size: int = 16,
+                 out_indices: Sequence[int] = (7, 11, 15, 23),
+                 out_strides: Optional[Sequence[int]] = (4, 8, 16, 32),
+                 pretrained: Optional[str] = None,
+                 adapter: Optional[Dict] = None,
+                 frozen_blocks: int = 0,
+                 freeze: bool = False,
+                 out_norm: bool = False,
+                 drop_path_rate: float = 0.0,
+                 model_kwargs: Optional[Dict] = None,
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.vit = build_timm_vit(arch, img_size=img_size, patch_size=patch_size,
+                                  drop_path_rate=drop_path_rate, **(model_kwargs or {}))
+        depth = len(self.vit.blocks)
+        self.out_indices = [i if i >= 0 else depth + i for i in out_indices]
+        bad = [i for i in self.out_indices if not 0 <= i < depth]
+        if bad:
+            raise ValueError(f'out_indices {list(out_indices)} fall outside the {depth} blocks of {arch}')
+        if out_strides is not None and len(out_strides) != len(self.out_indices):
+            raise ValueError(f'out_strides {out_strides} and out_indices {out_indices} differ in length')
+        if not 0 <= frozen_blocks <= depth:
+            raise ValueError(f'frozen_blocks={frozen_blocks} must lie in [0, {depth}]')
+        self.out_strides = out_strides
+        self.out_norm = out_norm
+        self.pretrained = pretrained
+        if pretrained:
+            load_vit_weights(self.vit, pretrained)
+        if adapter is not None:
+            inject_adapters(self.vit, adapter)  # after the weights: SoRA/PiSSA decompose pre-trained W
+        if freeze:
+            self.vit.requires_grad_(False)
+        self.frozen_blocks = frozen_blocks
+        self._freeze_prefix(frozen_blocks)
+
+    def _freeze_prefix(self, k: int) -> None:
+        if k <= 0:
+            return
+        for name, p in self.vit.named_parameters():
+            if not name.startswith('blocks.') or int(name.split('.')[1]) < k:
+                if not name.startswith(('norm.', 'fc_norm.', 'head.')):
+                    p.requires_grad_(False)
+
+    def init_weights(self) -> None:
+        # The ViT holds either pre-trained weights or timm's own init from construction. mmengine's
+        # default would call timm's VisionTransformer.init_weights() and re-randomise it (and the
+        # adapters built from it), so only an explicit init_cfg is honoured here.
+        if self.init_cfg:
+            super().init_weights()
+        self._is_init = True
+
+    def forward(self, x: torch.Tensor):
+        feats = self.vit.forward_intermediates(x, indices=self.out_indices, norm=self.out_norm,
+                                               output_fmt='NCHW', intermediates_only=True)
+        if self.out_strides is None:
+            return tuple(feats)
+        h, w = x.shape[-2:]
+        return tuple(F.interpolate(f, size=(-(-h // s), -(-w // s)), mode='bilinear', align_corners=False)
+                     if f.shape[-2:] != (-(-h // s), -(-w // s)) else f
+                     for f, s in zip(feats, self.out_strides))
