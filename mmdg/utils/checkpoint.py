@@ -77,3 +77,22 @@ def _load_from_local(filename: str, map_location: Any) -> Any:
 
 # Replaces mmengine's loader for local paths (prefix ''), used by load_from, resume and init_model.
 CheckpointLoader.register_scheme(prefixes='', force=True)(_load_from_local)
+
+
+def atomic_save(obj: Any, path: str) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename: a crash never leaves a
+    half-written file under ``path``."""
+    import os
+    import tempfile
+    folder = osp.dirname(osp.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.pth', dir=folder)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise

@@ -1,0 +1,43 @@
+# The procedural demo data (`python tools/generate_demo_data.py`): Cityscapes layout, 19 train ids.
+# Train on the synthetic source style; evaluate on unseen styles (target_datasets).
+dataset_type = 'CityscapesDataset'
+data_root = 'data/demo'
+crop_size = (128, 256)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='RandomResize', scale=(256, 128), ratio_range=(1.0, 1.5), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(256, 128), keep_ratio=True),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs'),
+]
+
+
+def _domain(name, split, pipeline):
+    return dict(type=dataset_type, data_root=f'{data_root}/{name}',
+                data_prefix=dict(img_path=f'leftImg8bit/{split}', seg_map_path=f'gtFine/{split}'),
+                pipeline=pipeline)
+
+
+train_dataloader = dict(
+    batch_size=8, num_workers=2, persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=_domain('source', 'train', train_pipeline))
+val_dataloader = dict(
+    batch_size=8, num_workers=2, persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=_domain('source', 'val', test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+test_evaluator = val_evaluator
+# Datasets of tools/cross_domain_eval.py and the demo's table: the source (seen) and four unseen styles.
+target_datasets = {name: _domain(name, 'val', test_pipeline)
+                   for name in ('source', 'realistic', 'night', 'fog', 'rain')}
+del _domain

@@ -1,0 +1,3 @@
+# Demo: frozen backbone, only the head trains.
+_base_ = './full.py'
+model = dict(backbone=dict(freeze=True))

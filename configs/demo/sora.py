@@ -1,0 +1,3 @@
+# Demo: SoRA adapters in every block of the tiny ViT (the rest of the backbone frozen).
+_base_ = './full.py'
+model = dict(backbone=dict(adapter=dict(type='SoRA', r=8, alpha=8)))

@@ -1,0 +1,1 @@
+"""Datasets of mmdg. The demo's procedural scenes live in :mod:`mmdg.datasets.synthetic` (plain numpy)."""
