@@ -25,8 +25,14 @@ from mmseg.registry import VISBACKENDS as MMSEG_VISBACKENDS
 from mmseg.registry import VISUALIZERS as MMSEG_VISUALIZERS
 from mmseg.registry import WEIGHT_INITIALIZERS as MMSEG_WEIGHT_INITIALIZERS
 from mmengine.registry import Registry
+from mmseg.utils import register_all_modules as register_all_mmseg_modules
 
 from mmdg.utils import checkpoint as _secure_checkpoint  # noqa: F401  (safe torch.load for every entry point)
+
+# A child registry looks its parents up without triggering their lazy imports, so mmseg's modules
+# (visualizers, datasets, heads, metrics) are registered here once, before anything is built.
+register_all_mmseg_modules(init_default_scope=False)
+import mmseg.visualization  # noqa: E402,F401  (not among register_all_modules' imports in mmseg 1.2.2)
 
 MODELS = Registry('model', parent=MMSEG_MODELS, scope='mmdg', locations=['mmdg.models'])
 DATASETS = Registry('dataset', parent=MMSEG_DATASETS, scope='mmdg', locations=['mmdg.datasets'])

@@ -1,4 +1,7 @@
 from mmdg.utils.checkpoint import CheckpointError, UnsafeCheckpointError, safe_torch_load
-from .hooks import AdapterAuxLossHook
 
-__all__ = ['CheckpointError', 'UnsafeCheckpointError', 'safe_torch_load', 'AdapterAuxLossHook']
+from .hooks import AdapterAuxLossHook
+from .optim import DGOptimWrapperConstructor
+
+__all__ = ['CheckpointError', 'UnsafeCheckpointError', 'safe_torch_load', 'AdapterAuxLossHook',
+           'DGOptimWrapperConstructor']

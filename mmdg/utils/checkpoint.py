@@ -43,8 +43,21 @@ def _numpy_globals() -> List[Any]:
     return items
 
 
+def _history_buffer_getattr(obj: Any, name: str) -> Any:
+    """Stands in for ``getattr`` while unpickling: HistoryBuffer pickles its ``statistics_methods`` as
+    ``getattr(buffer, 'mean')`` etc. Only those look-ups are allowed; a general ``getattr`` would let a
+    pickle walk from an allowed object to arbitrary code."""
+    allowed = {'min', 'max', 'current', 'mean', *HistoryBuffer._statistics_methods}
+    if (isinstance(obj, HistoryBuffer) or obj is HistoryBuffer) and name in allowed:
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(f'Unsupported global: GLOBAL builtins.getattr on {type(obj).__name__}.{name}')
+
+
 #: The non-tensor globals an mmengine checkpoint may reference.
-MMENGINE_SAFE_GLOBALS: List[Any] = [HistoryBuffer, *_numpy_globals()]
+MMENGINE_SAFE_GLOBALS: List[Any] = [
+    HistoryBuffer, *_numpy_globals(),
+    (_history_buffer_getattr, 'builtins.getattr'), (_history_buffer_getattr, '__builtin__.getattr'),
+]
 
 
 def safe_torch_load(filename: str, map_location: Any = 'cpu') -> Any:

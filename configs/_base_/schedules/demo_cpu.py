@@ -1,6 +1,7 @@
 # A few minutes on 2 CPU cores: the demo's schedule.
 optim_wrapper = dict(
     type='OptimWrapper',
+    constructor='DGOptimWrapperConstructor',  # frozen parameters stay out; shared adapter parameters once
     optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), weight_decay=0.01),
     paramwise_cfg=dict(custom_keys=dict(pos_embed=dict(decay_mult=0.0), cls_token=dict(decay_mult=0.0),
                                         norm=dict(decay_mult=0.0))),

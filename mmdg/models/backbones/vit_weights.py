@@ -108,16 +108,15 @@ def load_vit_weights(model: nn.Module, path: str) -> nn.Module:
 def timm_to_official_dinov2(state_dict: Dict[str, torch.Tensor], model: nn.Module) -> Dict[str, torch.Tensor]:
     """The inverse of timm's DINOv2 conversion: a timm DINOv2 state dict in the layout of Meta's
     ``dinov2_vit*14[_reg4]_pretrain.pth`` (``mask_token`` zero, register tokens and SwiGLU renamed)."""
+    mlp = model.blocks[0].mlp
+    # DINOv2-g's packed SwiGLU: timm's fc1 / fc2 are Meta's w12 / w3 (fc1 emits both halves of the gate)
+    packed_swiglu = mlp.fc1.out_features == 2 * mlp.fc2.in_features
     out = {}
-    swiglu = any('mlp.fc1_g' in k or 'mlp.w12' in k for k in state_dict)
     for k, v in state_dict.items():
         if k.startswith(('head.', 'fc_norm.')):
             continue
-        if not swiglu and 'SwiGLU' in type(getattr(model.blocks[0], 'mlp', None)).__name__:
-            swiglu = True
-        if swiglu:
-            k = re.sub(r'mlp\.fc1\.', 'mlp.w12.', k)
-            k = re.sub(r'mlp\.fc2\.', 'mlp.w3.', k)
+        if packed_swiglu:
+            k = k.replace('mlp.fc1.', 'mlp.w12.').replace('mlp.fc2.', 'mlp.w3.')
         out[k] = v
     if 'reg_token' in out:
         # timm keeps cls/register tokens out of pos_embed (no_embed_class); the official layout adds a

@@ -1,0 +1,65 @@
+"""Trainable-parameter table of every adapter at its default settings (docs/adapters.md).
+
+    python tools/param_table.py [--write docs/adapters.md]
+
+Models are built on the meta device (no memory, no weights), so the whole table takes seconds.
+"""
+import argparse
+import os.path as osp
+import re
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import timm  # noqa: E402
+import torch  # noqa: E402
+
+from mmdg.adapters import ADAPTERS, count_parameters, inject_adapters  # noqa: E402
+
+BACKBONES = {'DINOv2-S': 'vit_small_patch14_dinov2', 'DINOv2-B': 'vit_base_patch14_dinov2',
+             'DINOv2-L': 'vit_large_patch14_dinov2', 'EVA02-L': 'eva02_large_patch14_224'}
+ROWS = [(name, dict(type=name)) for name in ADAPTERS] + [
+    ('SoRA recipe (blocks 8-23)', dict(type='SoRA', blocks=(8, 24)))]
+BEGIN, END = '<!-- param-table:begin -->', '<!-- param-table:end -->'
+
+
+def count(arch, cfg):
+    with torch.device('meta'):
+        vit = timm.create_model(arch, pretrained=False, num_classes=0)
+        if cfg is None:
+            return count_parameters(vit)
+        if 'blocks' in cfg and cfg['blocks'][1] > len(vit.blocks):
+            return None
+        return count_parameters(inject_adapters(vit, cfg))
+
+
+def table() -> str:
+    head = '| method | ' + ' | '.join(BACKBONES) + ' |'
+    rows = [head, '|---|' + '---:|' * len(BACKBONES)]
+    rows.append('| full fine-tuning | ' + ' | '.join(f'{count(a, None):,}' for a in BACKBONES.values()) + ' |')
+    for name, cfg in ROWS:
+        cells = []
+        for arch in BACKBONES.values():
+            n = count(arch, cfg)
+            cells.append('n/a' if n is None else f'{n:,}')
+        rows.append(f'| {name} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(rows)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--write', help='replace the table between the param-table markers of this file')
+    args = parser.parse_args(argv)
+    text = table()
+    print(text)
+    if args.write:
+        doc = open(args.write).read()
+        if BEGIN not in doc:
+            raise SystemExit(f'{args.write} has no {BEGIN} ... {END} markers')
+        doc = re.sub(re.escape(BEGIN) + '.*?' + re.escape(END), lambda _: f'{BEGIN}\n{text}\n{END}', doc, flags=re.S)
+        with open(args.write, 'w') as f:
+            f.write(doc)
+
+
+if __name__ == '__main__':
+    main()
