@@ -16,7 +16,7 @@ def main(argv=None):
     parser.add_argument('--method', default='full', choices=METHODS, type=str.lower)
     parser.add_argument('--data-root', default=DEFAULT_DATA_ROOT)
     parser.add_argument('--work-dir', help='default: work_dirs/demo/<method>')
-    parser.add_argument('--iters', type=int, help='training iterations (default: the config, 400)')
+    parser.add_argument('--iters', type=int, help='training iterations (default: the config, 500)')
     parser.add_argument('--pretrained', help='local checkpoint of the demo ViT architecture')
     args = parser.parse_args(argv)
     res = run_demo(args.method, args.data_root, args.work_dir, args.iters, args.pretrained)

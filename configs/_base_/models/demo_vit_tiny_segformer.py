@@ -1,4 +1,4 @@
-# A small DINOv2-architecture ViT (6 blocks, width 192, patch 8) with a light all-MLP head: CPU-sized.
+# A small DINOv2-architecture ViT (6 blocks, width 192, patch 16) with a light all-MLP head: CPU-sized.
 norm_cfg = dict(type='BN', requires_grad=True)
 data_preprocessor = dict(
     type='SegDataPreProcessor',
@@ -11,7 +11,7 @@ model = dict(
         type='TimmViT',
         arch='vit_small_patch14_dinov2',
         img_size=(128, 256),
-        patch_size=8,
+        patch_size=16,
         out_indices=(1, 3, 4, 5),
         out_strides=(4, 8, 16, 32),
         pretrained=None,  # a local checkpoint of the same architecture, if you have one
@@ -21,7 +21,7 @@ model = dict(
         type='SegformerHead',
         in_channels=[192, 192, 192, 192],
         in_index=[0, 1, 2, 3],
-        channels=128,
+        channels=64,
         dropout_ratio=0.1,
         num_classes=19,
         norm_cfg=norm_cfg,

@@ -6,7 +6,7 @@ optim_wrapper = dict(
     paramwise_cfg=dict(custom_keys=dict(pos_embed=dict(decay_mult=0.0), cls_token=dict(decay_mult=0.0),
                                         norm=dict(decay_mult=0.0))),
 )
-max_iters = 400
+max_iters = 500
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=40),
     dict(type='PolyLR', eta_min=1e-5, power=1.0, by_epoch=False, begin=40, end=max_iters),
