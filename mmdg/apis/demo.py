@@ -39,11 +39,13 @@ def demo_config(method: str, data_root: str = DEFAULT_DATA_ROOT, work_dir: Optio
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'demo', f'{method}.py'))
     _retarget(cfg._cfg_dict, DEFAULT_DATA_ROOT, data_root)
     cfg.work_dir = work_dir or osp.join('work_dirs', 'demo', method)
-    if max_iters is not None:
+    if max_iters is not None:  # stretch the schedule (warm-up, decay) to the new length
+        old = cfg.train_cfg.max_iters
+        for s in cfg.param_scheduler:
+            s.begin = s.begin * max_iters // old
+            s.end = max(s.end * max_iters // old, s.begin + 1)
         cfg.train_cfg.max_iters = cfg.train_cfg.val_interval = max_iters
         cfg.default_hooks.checkpoint.interval = max_iters
-        for s in cfg.param_scheduler:
-            s.begin, s.end = min(s.begin, max_iters), min(s.end, max_iters)
     if pretrained:
         cfg.model.backbone.pretrained = pretrained
     if num_workers is not None:

@@ -18,3 +18,29 @@ class AdapterAuxLossHook(Hook):
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         if attach_aux_losses(model):
             runner.logger.info('adapter auxiliary losses attached to the training loss')
+
+
+@HOOKS.register_module()
+class AdapterCheckpointHook(Hook):
+    """Write small checkpoints: the backbone's trainable parameters (adapters, recipe biases) and every
+    entry outside the backbone (head, neck), without the frozen pre-trained backbone weights.
+
+    Such a checkpoint loads (``load_from``, ``tools/test.py``, ``init_model``) onto a model built from
+    the same config, whose backbone holds the pre-trained weights (``pretrained=``) and recomputes
+    SoRA's frozen residual from them, giving back the identical trained model.
+    """
+
+    priority = 'LOW'
+
+    def __init__(self, backbone_prefix: str = 'backbone.'):
+        self.backbone_prefix = backbone_prefix
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        trainable = {n for n, p in model.named_parameters(remove_duplicate=False) if p.requires_grad}
+        state = checkpoint['state_dict']
+        kept = {k: v for k, v in state.items() if not k.startswith(self.backbone_prefix) or k in trainable}
+        checkpoint['state_dict'] = type(state)(kept)
+        checkpoint.setdefault('meta', {})['mmdg_adapter_only'] = True
+        runner.logger.info(f'adapter-only checkpoint: {len(kept)} of {len(state)} entries, '
+                           f'{sum(v.numel() for v in kept.values()):,} of {sum(v.numel() for v in state.values()):,} values')
