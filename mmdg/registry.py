@@ -4,7 +4,8 @@ With ``default_scope = 'mmdg'`` in a config, mmengine imports this module by its
 type first in mmdg, then in mmseg, then in mmengine. The ``locations`` make mmengine import the module
 that registers a type the first time a registry is searched, so ``Runner.from_cfg``,
 ``mmseg.apis.init_model`` and the tools all build mmdg configs without anyone importing mmdg by hand.
-Detection configs run under ``default_scope = 'mmdet'`` and name mmdg types with the ``mmdg.`` prefix.
+(mmengine resolves an explicit ``scope.Type`` only for direct children of its root registries, so
+``mmdg.X`` cannot be named from another scope; use ``default_scope = 'mmdg'``.)
 """
 from mmseg.registry import DATA_SAMPLERS as MMSEG_DATA_SAMPLERS
 from mmseg.registry import DATASETS as MMSEG_DATASETS

@@ -1,7 +1,7 @@
 from mmdg.utils.checkpoint import CheckpointError, UnsafeCheckpointError, safe_torch_load
 
-from .hooks import AdapterAuxLossHook, AdapterCheckpointHook
-from .optim import DGOptimWrapperConstructor
+from .hooks import AdapterAuxLossHook, AdapterCheckpointHook, WeightDecayLoggerHook
+from .optim import ZERO_DECAY_KEYS, AnnealedWeightDecay, DGOptimWrapperConstructor
 
 __all__ = ['CheckpointError', 'UnsafeCheckpointError', 'safe_torch_load', 'AdapterAuxLossHook', 'AdapterCheckpointHook',
-           'DGOptimWrapperConstructor']
+           'WeightDecayLoggerHook', 'DGOptimWrapperConstructor', 'AnnealedWeightDecay', 'ZERO_DECAY_KEYS']

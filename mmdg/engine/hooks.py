@@ -44,3 +44,15 @@ class AdapterCheckpointHook(Hook):
         checkpoint.setdefault('meta', {})['mmdg_adapter_only'] = True
         runner.logger.info(f'adapter-only checkpoint: {len(kept)} of {len(state)} entries, '
                            f'{sum(v.numel() for v in kept.values()):,} of {sum(v.numel() for v in state.values()):,} values')
+
+
+@HOOKS.register_module()
+class WeightDecayLoggerHook(Hook):
+    """Logs the largest weight decay over the parameter groups as ``weight_decay`` (the backbone's base
+    group under the SoRA recipe), next to the learning rate."""
+
+    priority = 'VERY_HIGH'
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        groups = runner.optim_wrapper.param_groups
+        runner.message_hub.update_scalar('train/weight_decay', max(g.get('weight_decay', 0.0) for g in groups))
