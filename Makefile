@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 METHOD ?= full
 DEMO_ARGS ?=
 
-.PHONY: install demo test clean-demo
+.PHONY: install demo test benchmark clean-demo
 
 install:
 	@PYTHON=$(PYTHON) TORCH=$(TORCH) VENV=$(VENV) bash tools/install_env.sh
@@ -18,6 +18,10 @@ demo: install
 
 test: install
 	$(PY) -m pytest tests -q -rs
+
+benchmark: install
+	$(PY) -m pip install -q -r requirements/benchmark.txt
+	$(PY) tools/benchmark.py $(BENCH_ARGS)
 
 clean-demo:
 	rm -rf data/demo work_dirs/demo

@@ -45,6 +45,9 @@ else
 fi
 torch_tag=$("$PY" -c "import torch; print(torch.__version__.replace('+', '_'))")
 
+log "runtime requirements"
+"${PIP[@]}" -q -r requirements.txt
+
 # mmcv with compiled ops, built from its sdist against *this* torch. The wheel is cached per torch
 # version because pip's own cache keys it by the sdist only, and a wheel built against another torch
 # fails at import with undefined symbols.
@@ -66,8 +69,6 @@ if ! "$PY" -c "import mmcv, sys; from mmcv.ops import nms; sys.exit(mmcv.__versi
   "${PIP[@]}" -q addict packaging pyyaml yapf opencv-python
 fi
 
-log "runtime requirements"
-"${PIP[@]}" -q -r requirements.txt
 log "mmdg (editable)"
 "${PIP[@]}" -q --no-deps --no-build-isolation -e .
 
