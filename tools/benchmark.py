@@ -5,14 +5,13 @@ SoRA's SVD initialisation time. Results go to docs/benchmarks.md.
     python tools/benchmark.py --device cuda --img 512 --batch 4 --large-img 512   # full size on a GPU
 
 Every measurement runs in a fresh subprocess so that peak memory is its own (CUDA: max allocated;
-CPU: peak resident set size). Times are medians over --steps steps after --warmup steps. PEFT's LoRA
+CPU: peak resident set size during the training steps, weights included). Times are medians over --steps steps after --warmup steps. PEFT's LoRA
 is measured when `peft` is installed (`pip install peft`), with the same timm model, targets and rank.
 """
 import argparse
 import json
 import os
 import os.path as osp
-import resource
 import statistics
 import subprocess
 import sys
@@ -63,11 +62,44 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def _peak_mb(device):
-    import torch
-    if device.startswith('cuda'):
-        return torch.cuda.max_memory_allocated() / 2 ** 20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _release_freed_heap():
+    """glibc keeps freed heap in the process; hand it back so that RSS tracks live memory."""
+    import ctypes
+    import gc
+    gc.collect()
+    try:
+        ctypes.CDLL('libc.so.6').malloc_trim(0)
+    except OSError:  # not glibc: RSS then over-counts a little
+        pass
+
+
+class _RssSampler:
+    """CPU peak memory of the training steps alone: the resident set size sampled every 2 ms from a
+    thread (ru_maxrss would include the model's construction and SoRA's SVD)."""
+
+    def __init__(self):
+        import threading
+        self.peak, self._stop = 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def rss_mb():
+        with open('/proc/self/statm') as f:
+            return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2 ** 20
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.rss_mb())
+            self._stop.wait(0.002)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.rss_mb())
 
 
 def measure_train(method, arch, img, batch, device, steps, warmup, frozen_blocks=0):
@@ -80,6 +112,16 @@ def measure_train(method, arch, img, batch, device, steps, warmup, frozen_blocks
     if device.startswith('cuda'):
         torch.cuda.reset_peak_memory_stats()
     times = []
+    if not device.startswith('cuda'):
+        _release_freed_heap()  # what model building freed (SoRA's SVD workspaces) must not count
+    sampler = _RssSampler()
+    with sampler:
+        _train_steps(vit, head, opt, x, device, steps, warmup, times)
+    peak = torch.cuda.max_memory_allocated() / 2 ** 20 if device.startswith('cuda') else sampler.peak
+    return dict(step_ms=1000 * statistics.median(times), peak_mb=peak, trainable=sum(p.numel() for p in params))
+
+
+def _train_steps(vit, head, opt, x, device, steps, warmup, times):
     for i in range(warmup + steps):
         _sync(device)
         t = time.perf_counter()
@@ -91,8 +133,6 @@ def measure_train(method, arch, img, batch, device, steps, warmup, frozen_blocks
         _sync(device)
         if i >= warmup:
             times.append(time.perf_counter() - t)
-    return dict(step_ms=1000 * statistics.median(times), peak_mb=_peak_mb(device),
-                trainable=sum(p.numel() for p in params))
 
 
 def measure_inference(arch, img, batch, device, steps, warmup):
