@@ -1,5 +1,4 @@
 """mmdg configs build from every entry point without anyone importing mmdg by hand."""
-import json
 import os
 import re
 import subprocess

@@ -167,7 +167,6 @@ def measure_inference(arch, img, batch, device, steps, warmup):
 
 def measure_svd(device):
     import timm
-    import torch
     from mmdg.adapters import inject_adapters
     vit = timm.create_model(VIT_L, pretrained=False, num_classes=0, img_size=512, patch_size=16).to(device)
     _sync(device)

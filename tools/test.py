@@ -2,9 +2,13 @@
 For several target domains at once use ``tools/cross_domain_eval.py``."""
 import argparse
 import os.path as osp
+import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.runner import Runner
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from mmdg.utils.tool_config import load_tool_config  # noqa: E402
 
 
 def parse_args():
@@ -19,15 +23,9 @@ def parse_args():
 
 def main():
     args = parse_args()
-    for path in (args.config, args.checkpoint):
-        if not osp.isfile(path):
-            raise SystemExit(f'{path} does not exist')
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
-        'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if not osp.isfile(args.checkpoint):
+        raise SystemExit(f'checkpoint {args.checkpoint} does not exist')
+    cfg = load_tool_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     cfg.load_from = args.checkpoint
     Runner.from_cfg(cfg).test()
 

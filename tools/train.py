@@ -1,16 +1,20 @@
 """Train a segmentor or detector from an mmdg config: ``python tools/train.py CONFIG [options]``.
 
-mmdg registers itself through the config's ``default_scope`` / ``custom_imports``; this script needs
-no import of mmdg (``Runner.from_cfg`` works the same way from your own code).
+mmdg registers itself through the config's ``default_scope`` / ``custom_imports``; this script imports
+no mmdg registry (``Runner.from_cfg`` works the same way from your own code).
 """
 import argparse
 import logging
 import os
 import os.path as osp
+import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from mmdg.utils.tool_config import load_tool_config  # noqa: E402
 
 
 def parse_args():
@@ -31,14 +35,7 @@ def parse_args():
 
 def main():
     args = parse_args()
-    if not osp.isfile(args.config):
-        raise SystemExit(f'config file {args.config} does not exist')
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
-        'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_tool_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     if args.amp:
         if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
             print_log('AMP is already enabled in the config', logger='current', level=logging.WARNING)

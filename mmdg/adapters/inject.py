@@ -6,7 +6,7 @@ VisionTransformer, Eva, and mmdg's backbones, which hold a timm model), with no 
 from __future__ import annotations
 
 import fnmatch
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import torch
 from torch import nn

@@ -3,11 +3,9 @@ from __future__ import annotations
 
 from typing import Dict, Optional, Sequence, Tuple, Union
 
-import timm
 import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModule
-from torch import nn
 
 from mmdg.adapters import inject_adapters
 from mmdg.models.backbones.vit_weights import build_timm_vit, load_vit_weights
