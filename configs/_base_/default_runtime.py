@@ -2,7 +2,8 @@
 # default_scope makes mmengine resolve types in mmdg first (then mmseg, then mmengine) and import
 # mmdg.registry on its own; custom_imports registers everything else for any entry point.
 default_scope = 'mmdg'
-custom_imports = dict(imports=['mmdg.models', 'mmdg.datasets', 'mmdg.engine'], allow_failed_imports=False)
+custom_imports = dict(imports=['mmdg.models', 'mmdg.datasets', 'mmdg.engine', 'mmdg.evaluation'],
+                      allow_failed_imports=False)
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),

@@ -1,4 +1,5 @@
 """Evaluation glue of mmdg."""
 from .domain_eval import domain_table, evaluate_domains, per_class_iou
+from .multi_domain_metric import MultiDomainIoUMetric
 
-__all__ = ['evaluate_domains', 'per_class_iou', 'domain_table']
+__all__ = ['evaluate_domains', 'per_class_iou', 'domain_table', 'MultiDomainIoUMetric']

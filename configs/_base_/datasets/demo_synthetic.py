@@ -30,14 +30,15 @@ train_dataloader = dict(
     batch_size=8, num_workers=2, persistent_workers=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=_domain('source', 'train', train_pipeline))
-val_dataloader = dict(
-    batch_size=8, num_workers=2, persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=_domain('source', 'val', test_pipeline))
-test_dataloader = val_dataloader
-val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
-test_evaluator = val_evaluator
 # Datasets of tools/cross_domain_eval.py and the demo's table: the source (seen) and four unseen styles.
 target_datasets = {name: _domain(name, 'val', test_pipeline)
                    for name in ('source', 'realistic', 'night', 'fog', 'rain')}
+# Validation scores every style in one run, each on its own images (per-domain mIoU and their mean).
+val_dataloader = dict(
+    batch_size=8, num_workers=2, persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(type='MultiDomainDataset', domains=target_datasets))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='MultiDomainIoUMetric', mean_over=['realistic', 'night', 'fog', 'rain'])
+test_evaluator = val_evaluator
 del _domain

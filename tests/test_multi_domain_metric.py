@@ -1,0 +1,50 @@
+"""One validation run over several domains: each domain scored on its own images, at any batch size."""
+import pytest
+import torch
+from mmengine.evaluator import Evaluator
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+
+from mmdg.apis.demo import demo_config
+from mmdg.evaluation import MultiDomainIoUMetric, evaluate_domains
+
+
+def _sample(pred, gt, domain):
+    return dict(pred_sem_seg=dict(data=torch.tensor([pred])), gt_sem_seg=dict(data=torch.tensor([gt])),
+                domain=domain)
+
+
+def test_hand_computed_case():
+    metric = MultiDomainIoUMetric()
+    metric.dataset_meta = dict(classes=('a', 'b', 'c'))
+    metric.process({}, [_sample([[0, 0], [1, 1]], [[0, 1], [1, 1]], 'night'),
+                        _sample([[2, 2], [2, 2]], [[2, 2], [2, 2]], 'fog')])
+    metric.process({}, [_sample([[1, 1], [1, 1]], [[1, 1], [1, 1]], 'night')])
+    out = metric.compute_metrics(metric.results)
+    # night: class a I=1 U=2, class b I=2+4 U=3+4; fog: class c only
+    assert out['night/mIoU'] == pytest.approx((50 + 600 / 7) / 2)
+    assert out['fog/mIoU'] == pytest.approx(100)
+    assert out['mean/mIoU'] == pytest.approx(((50 + 600 / 7) / 2 + 100) / 2)
+
+
+def test_batch_size_does_not_change_the_result(demo_data):
+    init_default_scope('mmdg')
+    from mmdg.registry import MODELS
+    cfg = demo_config('full', data_root=demo_data, num_workers=0)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).eval()
+    targets = {k: cfg.target_datasets[k] for k in ('source', 'fog')}
+    results = []
+    for bs in (1, 5):
+        loader = Runner.build_dataloader(dict(batch_size=bs, num_workers=0, sampler=dict(type='DefaultSampler',
+                                              shuffle=False), dataset=dict(type='MultiDomainDataset', domains=targets)))
+        evaluator = Evaluator(dict(type='MultiDomainIoUMetric'))
+        evaluator.dataset_meta = loader.dataset.metainfo
+        with torch.no_grad():
+            for data in loader:
+                evaluator.process(model.test_step(data), data)
+        results.append(evaluator.evaluate(len(loader.dataset)))
+    assert results[0] == pytest.approx(results[1])
+    separate = evaluate_domains(model, targets, batch_size=3, progress=False)
+    for name in targets:
+        assert results[0][f'{name}/mIoU'] == pytest.approx(separate[name]['mIoU'])
