@@ -80,6 +80,9 @@ def test_only_adapter_parameters_get_gradients(method):
             assert p.requires_grad, name
         else:
             assert not p.requires_grad and p.grad is None, f'{name} must stay frozen'
+    from_adapters = {id(p) for m in model.modules() if isinstance(m, AdapterLinear) for p in m.trainable_parameters()}
+    assert from_adapters == {id(p) for n, p in model.named_parameters() if p.requires_grad and 'base.' not in n} | \
+        {id(m.base.bias) for m in model.modules() if isinstance(m, AdapterLinear) and recipe_bias}
     for blk in (0, 3):  # outside the block range nothing is adapted
         assert not any(isinstance(m, AdapterLinear) for m in model.blocks[blk].modules())
 

@@ -35,10 +35,6 @@ ALL_LINEARS = ('qkv', 'q_proj', 'k_proj', 'v_proj', 'proj', 'fc1', 'fc1_g', 'fc1
 INPUT_LINEARS = ('qkv', 'q_proj', 'k_proj', 'v_proj', 'fc1', 'fc1_g', 'fc1_x')
 DEFAULT_TARGETS = {'ALoRE': INPUT_LINEARS, 'HTA': ('qkv', 'q_proj', 'k_proj', 'v_proj', 'proj')}
 
-#: Config fields every method accepts (besides its own ``defaults``).
-COMMON_FIELDS = ('type', 'targets', 'blocks', 'split_qkv', 'train_bias')
-
-
 def adapter_class(name: str):
     """The adapter class registered as ``name`` (case-insensitive)."""
     for key, cls in ADAPTERS.items():
