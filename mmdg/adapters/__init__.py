@@ -12,7 +12,8 @@ from .base import AdapterLinear, LowRankLinear
 from .clora import CLoRALinear
 from .hta import HTALinear
 from .inject import (ADAPTERS, adapter_class, adapter_modules, aux_losses, count_parameters, find_blocks,
-                     inject_adapters, merge_adapters, resolve_config, trainable_state_dict)
+                     inject_adapters, merge_adapters, resolve_config, trainable_parameter_names,
+                     trainable_state_dict)
 from .lora import LoRALinear
 from .pissa import PiSSALinear
 from .sora import SoRALinear
@@ -20,5 +21,6 @@ from .sora import SoRALinear
 __all__ = [
     'ADAPTERS', 'AdapterLinear', 'LowRankLinear', 'LoRALinear', 'PiSSALinear', 'SoRALinear', 'ALoRELinear',
     'HTALinear', 'CLoRALinear', 'inject_adapters', 'merge_adapters', 'aux_losses', 'adapter_modules',
-    'adapter_class', 'resolve_config', 'find_blocks', 'trainable_state_dict', 'count_parameters',
+    'adapter_class', 'resolve_config', 'find_blocks', 'trainable_parameter_names', 'trainable_state_dict',
+    'count_parameters',
 ]

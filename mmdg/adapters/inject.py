@@ -172,9 +172,14 @@ def aux_losses(model: nn.Module) -> Dict[str, torch.Tensor]:
     return out
 
 
+def trainable_parameter_names(model: nn.Module) -> set:
+    """Every name under which a parameter requiring gradients appears (shared ones under each owner)."""
+    return {n for n, p in model.named_parameters(remove_duplicate=False) if p.requires_grad}
+
+
 def trainable_state_dict(model: nn.Module, prefix: str = '') -> Dict[str, torch.Tensor]:
     """The entries of ``model.state_dict()`` whose parameters require gradients (adapter-only checkpoints)."""
-    names = {n for n, p in model.named_parameters(remove_duplicate=False) if p.requires_grad}
+    names = trainable_parameter_names(model)
     return {prefix + k: v for k, v in model.state_dict().items() if k in names}
 
 

@@ -62,6 +62,9 @@ def run_demo(method: str = 'full', data_root: str = DEFAULT_DATA_ROOT, work_dir:
     t0 = time.time()
     write_cityscapes_layout(data_root, splits=dict(train=num_train, val=num_val))
     cfg = demo_config(method, data_root, work_dir, max_iters, pretrained, num_workers)
+    # evaluate_domains below scores every style (with per-class IoU and overlays); the runner's own
+    # end-of-training validation over the same images would only repeat it
+    cfg.train_cfg.val_interval = cfg.train_cfg.max_iters + 1
     runner = Runner.from_cfg(cfg)
     targets = dict(cfg.target_datasets)
     untrained = evaluate_domains(runner.model, targets, progress=False) if evaluate_untrained else None

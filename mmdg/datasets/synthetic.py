@@ -22,7 +22,6 @@ CLASSES = ('road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic lig
            'vegetation', 'terrain', 'sky', 'person', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle',
            'bicycle')
 ID = {name: i for i, name in enumerate(CLASSES)}
-IGNORE = 255
 
 #: Base colours (RGB) of the synthetic source style, one per train id.
 SOURCE_PALETTE = np.array([

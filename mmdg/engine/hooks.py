@@ -2,6 +2,7 @@
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
+from mmdg.adapters import trainable_parameter_names
 from mmdg.models.utils import attach_aux_losses
 from mmdg.registry import HOOKS
 
@@ -37,7 +38,7 @@ class AdapterCheckpointHook(Hook):
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        trainable = {n for n, p in model.named_parameters(remove_duplicate=False) if p.requires_grad}
+        trainable = trainable_parameter_names(model)
         state = checkpoint['state_dict']
         kept = {k: v for k, v in state.items() if not k.startswith(self.backbone_prefix) or k in trainable}
         checkpoint['state_dict'] = type(state)(kept)
