@@ -1,4 +1,10 @@
-"""Datasets of mmdg. The demo's procedural scenes live in :mod:`mmdg.datasets.synthetic` (plain numpy)."""
+"""Datasets of mmdg. The demo's procedural scenes live in :mod:`mmdg.datasets.synthetic` (plain numpy);
+label conventions in :mod:`~mmdg.datasets.label_maps`, converters in :mod:`~mmdg.datasets.converters`."""
+from .dg_seg import (ACDCDataset, BDD100KDGDataset, CityscapesDGDataset, DGSegDataset, GTA5Dataset,
+                     MapillaryCS19Dataset, SYNTHIADataset)
 from .multi_domain import MultiDomainDataset
+from .transforms import ImageDecodeError, LoadAnnotationsChecked, LoadImageChecked
 
-__all__ = ['MultiDomainDataset']
+__all__ = ['MultiDomainDataset', 'DGSegDataset', 'GTA5Dataset', 'SYNTHIADataset', 'CityscapesDGDataset',
+           'BDD100KDGDataset', 'MapillaryCS19Dataset', 'ACDCDataset', 'LoadImageChecked',
+           'LoadAnnotationsChecked', 'ImageDecodeError']

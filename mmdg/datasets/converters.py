@@ -1,0 +1,378 @@
+"""Label converters and layout checks of the DG segmentation datasets (GTA5, SYNTHIA, Cityscapes,
+Mapillary v1.2, BDD100K, ACDC), behind the scripts in ``tools/dataset_converters/``.
+
+Every converter lists its (label, output) pairs from the dataset's public layout, refuses to write over
+any source file, checks every label value against the source convention (an unexpected value stops the
+run and names the file and the value), converts on several processes with a progress bar, and writes
+all-or-nothing: outputs go to temporary files that are renamed only once every file has converted.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import os.path as osp
+from dataclasses import dataclass, field
+from multiprocessing import Pool
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from .label_maps import (CITYSCAPES_CLASSES, CITYSCAPES_NUM_LABEL_IDS, GTA5_ID_TO_TRAIN_ID, IGNORE_INDEX,
+                         MAPILLARY_V12_CLASSES, MAPILLARY_V12_ID_TO_TRAIN_ID, SYNTHIA_CLASSES,
+                         SYNTHIA_ID_TO_TRAIN_ID)
+
+
+class DatasetLayoutError(FileNotFoundError):
+    """A folder or file the dataset's layout requires is missing."""
+
+
+class LabelValueError(ValueError):
+    """A label image holds a value outside its dataset's convention."""
+
+
+#: Where each dataset's images and 19-class train-id labels live (relative to its root), as mmdg's
+#: datasets read them. ``{split}`` / ``{condition}`` are filled in by the dataset or the checker.
+LAYOUTS: Dict[str, dict] = {
+    'gta5': dict(img_path='images', seg_map_path='labels', img_suffix='.png',
+                 seg_map_suffix='_labelTrainIds.png'),
+    'synthia': dict(img_path='RGB', seg_map_path='GT/LABELS', img_suffix='.png',
+                    seg_map_suffix='_labelTrainIds.png'),
+    'cityscapes': dict(img_path='leftImg8bit/{split}', seg_map_path='gtFine/{split}',
+                       img_suffix='_leftImg8bit.png', seg_map_suffix='_gtFine_labelTrainIds.png'),
+    'bdd100k': dict(img_path='images/10k/{split}', seg_map_path='labels/sem_seg/masks/{split}',
+                    img_suffix='.jpg', seg_map_suffix='.png'),
+    'mapillary': dict(img_path='{split}/images', seg_map_path='{split}/labelTrainIds', img_suffix='.jpg',
+                      seg_map_suffix='.png'),
+    'acdc': dict(img_path='rgb_anon/{condition}/{split}', seg_map_path='gt/{condition}/{split}',
+                 img_suffix='_rgb_anon.png', seg_map_suffix='_gt_labelTrainIds.png'),
+}
+
+
+def layout(name: str, split: Optional[str] = None, condition: Optional[str] = None) -> dict:
+    if name not in LAYOUTS:
+        raise KeyError(f'unknown dataset {name!r}; known: {sorted(LAYOUTS)}')
+    spec = dict(LAYOUTS[name])
+    for key in ('img_path', 'seg_map_path'):
+        if '{split}' in spec[key] and split is None:
+            raise ValueError(f'{name} needs a split (e.g. train / val)')
+        if '{condition}' in spec[key] and condition is None:
+            raise ValueError(f'{name} needs a condition (fog, night, rain or snow)')
+        spec[key] = spec[key].format(split=split, condition=condition)
+    return spec
+
+
+# ----------------------------------------------------------------------------------------------------
+# Reading and mapping one label image
+@dataclass(frozen=True)
+class LabelConvention:
+    """How a dataset stores labels: ``num_ids`` valid source values (0..num_ids-1), the map to train
+    ids (``None``: already train ids, 255 allowed), and which reader decodes the file."""
+    name: str
+    num_ids: int
+    to_train_id: Optional[Dict[int, int]]
+    reader: str = 'index'  # 'index': one channel (gray or palette); 'synthia': red channel of 16-bit RGB
+
+    def lut(self) -> np.ndarray:
+        table = np.full(max(self.num_ids, IGNORE_INDEX + 1), IGNORE_INDEX, np.uint8)
+        if self.to_train_id is None:
+            table[:self.num_ids] = np.arange(self.num_ids)
+        else:
+            for src, dst in self.to_train_id.items():
+                table[src] = dst
+        return table
+
+    def allowed(self) -> np.ndarray:
+        ok = np.zeros(max(self.num_ids, IGNORE_INDEX + 1), bool)
+        ok[:self.num_ids] = True
+        if self.to_train_id is None:
+            ok[IGNORE_INDEX] = True
+        return ok
+
+
+CONVENTIONS = {
+    'gta5': LabelConvention('GTA5 (Cityscapes label ids)', CITYSCAPES_NUM_LABEL_IDS, GTA5_ID_TO_TRAIN_ID),
+    'cityscapes': LabelConvention('Cityscapes label ids', CITYSCAPES_NUM_LABEL_IDS, GTA5_ID_TO_TRAIN_ID),
+    'synthia': LabelConvention('SYNTHIA class ids', len(SYNTHIA_CLASSES), SYNTHIA_ID_TO_TRAIN_ID, 'synthia'),
+    'mapillary': LabelConvention('Mapillary v1.2', len(MAPILLARY_V12_CLASSES), MAPILLARY_V12_ID_TO_TRAIN_ID),
+    'train_ids': LabelConvention('Cityscapes train ids', len(CITYSCAPES_CLASSES), None),
+}
+
+
+def read_label(path: str, reader: str = 'index') -> np.ndarray:
+    if reader == 'synthia':
+        # SYNTHIA's 16-bit PNGs hold the class in the red channel (cv2 reads BGR: channel 2).
+        arr = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        if arr is None:
+            raise LabelValueError(f'{path}: cannot be decoded as an image')
+        return arr[..., 2] if arr.ndim == 3 else arr
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im)
+    except Exception as exc:  # PIL raises several types for broken files
+        raise LabelValueError(f'{path}: cannot be decoded as an image ({exc})') from exc
+    if arr.ndim != 2:
+        raise LabelValueError(f'{path}: a label must have one channel (class ids), got shape {arr.shape}; '
+                              'is this a colour visualisation instead of the label file?')
+    return arr
+
+
+def check_values(arr: np.ndarray, conv: LabelConvention, path: str, ignore_unknown: bool = False) -> List[int]:
+    """Returns the unexpected values (raises unless ``ignore_unknown``)."""
+    values = np.unique(arr)
+    ok = conv.allowed()
+    bad = [int(v) for v in values if v >= len(ok) or not ok[v]]
+    if bad and not ignore_unknown:
+        valid = f'0..{conv.num_ids - 1}' + (' or 255' if conv.to_train_id is None else '')
+        raise LabelValueError(f'{path}: label value(s) {bad} outside the {conv.name} range ({valid}). '
+                              'Wrong folder or dataset? (--ignore-unknown maps them to 255)')
+    return bad
+
+
+def _image_size(path: str) -> Optional[Tuple[int, int]]:
+    with Image.open(path) as im:  # reads the header only
+        return im.size[1], im.size[0]
+
+
+@dataclass
+class _Job:
+    src: str
+    dst: Optional[str]          # None: check only
+    conv: LabelConvention
+    image: Optional[str] = None
+    ignore_unknown: bool = False
+    resize_to_image: bool = False
+
+
+def _process(job: _Job):
+    arr = read_label(job.src, job.conv.reader)
+    bad = check_values(arr, job.conv, job.src, job.ignore_unknown)
+    lut = job.conv.lut()
+    out = lut[np.minimum(arr, len(lut) - 1)]  # out-of-table values were rejected (or ignored) above
+    if bad:  # only reached with ignore_unknown
+        out[np.isin(arr, bad)] = IGNORE_INDEX
+    mismatch = None
+    if job.image is not None:
+        size = _image_size(job.image)
+        if size != out.shape:
+            mismatch = (job.src, out.shape, size)
+            if job.resize_to_image:
+                out = cv2.resize(out, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+    if job.dst is not None and (mismatch is None or job.resize_to_image):
+        os.makedirs(osp.dirname(job.dst), exist_ok=True)
+        if not cv2.imwrite(job.dst, out):
+            raise OSError(f'could not write {job.dst}')
+    hist = np.bincount(np.where(out == IGNORE_INDEX, len(CITYSCAPES_CLASSES), out).ravel(),
+                       minlength=len(CITYSCAPES_CLASSES) + 1)
+    return hist, bad, mismatch
+
+
+@dataclass
+class Report:
+    """What a conversion or a check found: file count, pixel share per train id, odd files."""
+    files: int = 0
+    pixels: np.ndarray = field(default_factory=lambda: np.zeros(len(CITYSCAPES_CLASSES) + 1, np.int64))
+    unknown_values: Dict[str, List[int]] = field(default_factory=dict)
+    size_mismatches: List[Tuple[str, tuple, tuple]] = field(default_factory=list)
+    written: List[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        total = max(int(self.pixels.sum()), 1)
+        rows = [f'{self.files} label files; pixel share per class (ignored: '
+                f'{100 * self.pixels[-1] / total:.1f}%):']
+        rows += [f'  {name:<14s}{100 * n / total:6.2f}%' for name, n in zip(CITYSCAPES_CLASSES, self.pixels)]
+        if self.unknown_values:
+            rows.append(f'{len(self.unknown_values)} files had unknown values mapped to 255, e.g. '
+                        f'{next(iter(self.unknown_values.items()))}')
+        if self.size_mismatches:
+            rows.append(f'{len(self.size_mismatches)} labels differ in size from their image, e.g. '
+                        f'{self.size_mismatches[0]}')
+        return '\n'.join(rows)
+
+
+def _run(jobs: Sequence[_Job], nproc: int, progress: bool) -> List[tuple]:
+    if progress:
+        from mmengine.utils import track_parallel_progress, track_progress
+        if nproc > 1:
+            return track_parallel_progress(_process, list(jobs), nproc, chunksize=8)
+        return track_progress(_process, list(jobs))
+    if nproc > 1:
+        with Pool(nproc) as pool:
+            return pool.map(_process, jobs, chunksize=8)
+    return [_process(j) for j in jobs]
+
+
+def convert(pairs: Sequence[Tuple[str, str]], dataset: str, images: Optional[Sequence[str]] = None,
+            nproc: int = 2, ignore_unknown: bool = False, resize_to_images: bool = False,
+            progress: bool = True, overwrite: bool = False) -> Report:
+    """Converts ``(source label, output)`` pairs to train ids; all-or-nothing (see the module doc).
+    Existing outputs are replaced only with ``overwrite``: they may be the dataset's own files (e.g.
+    Cityscapes' ``*_labelTrainIds.png`` rendered from polygons by cityscapesScripts)."""
+    if not pairs:
+        raise DatasetLayoutError(f'no {dataset} label files found')
+    conv = CONVENTIONS[dataset]
+    sources = {osp.realpath(s) for s, _ in pairs}
+    for src, dst in pairs:
+        if osp.realpath(dst) in sources:
+            raise FileExistsError(f'refusing to write {dst}: it is a source label file. Give another '
+                                  '--out-dir.')
+    existing = [d for _, d in pairs if osp.exists(d)]
+    if existing and not overwrite:
+        raise FileExistsError(f'{len(existing)} output file(s) exist already, e.g. {existing[0]}; pass '
+                              '--overwrite to replace them, or --out-dir to write elsewhere')
+    # Temporary names keep the .png extension (cv2 picks the encoder by it) and cannot be a source.
+    tmp = [osp.join(osp.dirname(d), f'.mmdg-tmp-{os.getpid()}-{osp.basename(d)}') for _, d in pairs]
+    jobs = [_Job(s, t, conv, images[i] if images else None, ignore_unknown, resize_to_images)
+            for i, ((s, _), t) in enumerate(zip(pairs, tmp))]
+    try:
+        results = _run(jobs, nproc, progress)
+        report = _collect(results, jobs)
+        if report.size_mismatches and not resize_to_images:
+            first = report.size_mismatches[0]
+            raise LabelValueError(f'{len(report.size_mismatches)} label(s) differ in size from their image, '
+                                  f'e.g. {first[0]}: label {first[1]}, image {first[2]}. Pass '
+                                  '--resize-labels-to-images to resize those labels (nearest neighbour).')
+        for t, (_, d) in zip(tmp, pairs):
+            os.replace(t, d)
+        report.written = [d for _, d in pairs]
+        return report
+    finally:
+        for t in tmp:
+            if osp.exists(t):
+                os.remove(t)
+
+
+def check(label_files: Sequence[str], dataset: str = 'train_ids', images: Optional[Sequence[str]] = None,
+          nproc: int = 2, progress: bool = True) -> Report:
+    """Reads every label (values must follow ``dataset``'s convention) and compares sizes with images."""
+    if not label_files:
+        raise DatasetLayoutError('no label files found')
+    conv = CONVENTIONS[dataset]
+    jobs = [_Job(s, None, conv, images[i] if images else None) for i, s in enumerate(label_files)]
+    report = _collect(_run(jobs, nproc, progress), jobs)
+    if report.size_mismatches:
+        first = report.size_mismatches[0]
+        raise LabelValueError(f'{len(report.size_mismatches)} label(s) differ in size from their image, '
+                              f'e.g. {first[0]}: label {first[1]}, image {first[2]}')
+    return report
+
+
+def _collect(results, jobs) -> Report:
+    report = Report(files=len(results))
+    for (hist, bad, mismatch), job in zip(results, jobs):
+        report.pixels += hist
+        if bad:
+            report.unknown_values[job.src] = bad
+        if mismatch:
+            report.size_mismatches.append(mismatch)
+    return report
+
+
+# ----------------------------------------------------------------------------------------------------
+# Finding files in the public layouts
+def require_dir(path: str, what: str) -> str:
+    if not osp.isdir(path):
+        raise DatasetLayoutError(f'{what}: folder {path} does not exist (see docs/datasets.md for the layout)')
+    return path
+
+
+def list_files(folder: str, suffix: str, exclude_suffix: Optional[str] = None) -> List[str]:
+    files = sorted(glob.glob(osp.join(folder, '**', '*' + suffix), recursive=True))
+    # Outputs of an earlier run (e.g. *_labelTrainIds.png next to *.png) are not sources.
+    return [f for f in files if not (exclude_suffix and f.endswith(exclude_suffix))
+            and not osp.basename(f).startswith('.mmdg-tmp-')]
+
+
+def pair_files(img_dir: str, img_suffix: str, label_dir: str, label_suffix: str,
+               exclude_suffix: Optional[str] = None) -> Tuple[List[str], List[str]]:
+    """Images and labels matched by relative path; a missing partner on either side is an error."""
+    labels = list_files(label_dir, label_suffix, exclude_suffix)
+    images = list_files(img_dir, img_suffix)
+    key_l = {osp.relpath(f, label_dir)[:-len(label_suffix)]: f for f in labels}
+    key_i = {osp.relpath(f, img_dir)[:-len(img_suffix)]: f for f in images}
+    for missing, have, kind, where, suffix in ((set(key_i) - set(key_l), key_i, 'label', label_dir, label_suffix),
+                                               (set(key_l) - set(key_i), key_l, 'image', img_dir, img_suffix)):
+        if missing:
+            example = sorted(missing)[0]
+            raise DatasetLayoutError(
+                f'{len(missing)} {kind} file(s) missing in {where}, e.g. {example}{suffix} '
+                f'(for {have[example]})')
+    keys = sorted(key_l)
+    return [key_i[k] for k in keys], [key_l[k] for k in keys]
+
+
+def out_path(label: str, label_dir: str, src_suffix: str, out_dir: str, out_suffix: str) -> str:
+    rel = osp.relpath(label, label_dir)
+    return osp.join(out_dir, rel[:-len(src_suffix)] + out_suffix)
+
+
+def cityscapes_style_pairs(root: str, dataset: str, out_dir: Optional[str], src_suffix: str,
+                           img_dir: str, label_dir: str) -> Tuple[List[str], List[Tuple[str, str]]]:
+    """Pairs for the datasets whose outputs sit next to their sources with another suffix."""
+    spec = LAYOUTS[dataset]
+    img_dir = require_dir(osp.join(root, img_dir), dataset)
+    label_dir = require_dir(osp.join(root, label_dir), dataset)
+    images, labels = pair_files(img_dir, spec['img_suffix'], label_dir, src_suffix,
+                                exclude_suffix=spec['seg_map_suffix'])
+    out_dir = out_dir or label_dir
+    return images, [(lab, out_path(lab, label_dir, src_suffix, out_dir, spec['seg_map_suffix'])) for lab in labels]
+
+
+def mapillary_splits(root: str) -> List[Tuple[str, str, str]]:
+    """``(split name, image folder, v1.2 label folder)`` for the splits present under ``root``: the v2.0
+    release (``<split>/v1.2/labels``), the v1.x release (``<split>/labels``) or a single split folder."""
+    candidates = [s for s in ('training', 'validation') if osp.isdir(osp.join(root, s))]
+    splits = [(s, osp.join(root, s)) for s in candidates] or [('', root)]
+    found = []
+    for name, folder in splits:
+        images = require_dir(osp.join(folder, 'images'), 'Mapillary')
+        for sub in ('v1.2/labels', 'labels', 'v1.2'):
+            if osp.isdir(osp.join(folder, sub)) and list_files(osp.join(folder, sub), '.png'):
+                found.append((name, images, osp.join(folder, sub)))
+                break
+        else:
+            raise DatasetLayoutError(f'Mapillary: no v1.2 label folder in {folder} (looked for v1.2/labels, '
+                                     'labels, v1.2); see docs/datasets.md')
+    return found
+
+
+def conversion_pairs(dataset: str, root: str, out_dir: Optional[str] = None
+                     ) -> Tuple[List[str], List[Tuple[str, str]]]:
+    """``(images, [(source label, output)])`` of a dataset in its public layout. Outputs go next to the
+    sources with mmdg's suffix (GTA5, SYNTHIA, Cityscapes) or to ``<split>/labelTrainIds`` (Mapillary),
+    under ``out_dir`` instead of ``root`` when given."""
+    if dataset == 'gta5':
+        return cityscapes_style_pairs(root, 'gta5', out_dir, '.png', 'images', 'labels')
+    if dataset == 'synthia':
+        return cityscapes_style_pairs(root, 'synthia', out_dir, '.png', 'RGB', 'GT/LABELS')
+    if dataset == 'cityscapes':
+        splits = [s for s in ('train', 'val') if osp.isdir(osp.join(root, 'gtFine', s))]
+        if not splits:
+            raise DatasetLayoutError(f'Cityscapes: neither {root}/gtFine/train nor {root}/gtFine/val exists')
+        images, pairs = [], []
+        for split in splits:
+            i, p = cityscapes_style_pairs(root, 'cityscapes', out_dir and osp.join(out_dir, 'gtFine', split),
+                                          '_gtFine_labelIds.png', f'leftImg8bit/{split}', f'gtFine/{split}')
+            images += i
+            pairs += p
+        return images, pairs
+    if dataset == 'mapillary':
+        images, pairs = [], []
+        for split, img_dir, label_dir in mapillary_splits(root):
+            i, labels = pair_files(img_dir, '.jpg', label_dir, '.png')
+            dst_dir = osp.join(out_dir or root, split, 'labelTrainIds')
+            images += i
+            pairs += [(lab, out_path(lab, label_dir, '.png', dst_dir, '.png')) for lab in labels]
+        return images, pairs
+    raise KeyError(f'no converter for {dataset!r}: one of gta5, synthia, cityscapes, mapillary '
+                   '(BDD100K and ACDC ship train ids: check them with check_dataset.py)')
+
+
+def check_files(dataset: str, root: str, split: Optional[str] = None, condition: Optional[str] = None
+                ) -> Tuple[List[str], List[str]]:
+    """Images and train-id labels that mmdg's dataset class would read."""
+    spec = layout(dataset, split, condition)
+    img_dir = require_dir(osp.join(root, spec['img_path']), dataset)
+    label_dir = require_dir(osp.join(root, spec['seg_map_path']), dataset)
+    return pair_files(img_dir, spec['img_suffix'], label_dir, spec['seg_map_suffix'])

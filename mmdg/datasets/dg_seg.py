@@ -1,0 +1,98 @@
+"""The DG segmentation datasets, all with the 19 Cityscapes classes and train-id labels.
+
+Each class only knows its dataset's public layout (``converters.LAYOUTS``, one home shared with the
+converters and the checker); reading, pipelines and metrics are mmseg's. Unlike mmseg's base class,
+a missing label file is an error at start-up that names the file, not a crash in a worker hours later.
+"""
+import os.path as osp
+from typing import List, Optional
+
+from mmseg.datasets import BaseSegDataset, CityscapesDataset as _MMSegCityscapes
+
+from mmdg.registry import DATASETS
+
+from .converters import DatasetLayoutError, layout
+
+ACDC_CONDITIONS = ('fog', 'night', 'rain', 'snow')
+
+
+class DGSegDataset(BaseSegDataset):
+    """Base of the datasets below: ``split`` / ``condition`` fill in the layout's folders and suffixes
+    unless ``data_prefix`` / ``img_suffix`` / ``seg_map_suffix`` are given explicitly."""
+    METAINFO = _MMSegCityscapes.METAINFO
+    layout_name = ''
+
+    def __init__(self, split: Optional[str] = None, condition: Optional[str] = None, **kwargs):
+        spec = layout(self.layout_name, split, condition)
+        kwargs.setdefault('data_prefix', dict(img_path=spec['img_path'], seg_map_path=spec['seg_map_path']))
+        kwargs.setdefault('img_suffix', spec['img_suffix'])
+        kwargs.setdefault('seg_map_suffix', spec['seg_map_suffix'])
+        super().__init__(**kwargs)
+
+    def load_data_list(self) -> List[dict]:
+        img_dir = self.data_prefix.get('img_path', '')
+        if not self.ann_file and not osp.isdir(img_dir):
+            raise DatasetLayoutError(f'{type(self).__name__}: image folder {img_dir} does not exist '
+                                     '(see docs/datasets.md for the layout)')
+        data_list = super().load_data_list()
+        if not data_list:
+            raise DatasetLayoutError(f'{type(self).__name__}: no *{self.img_suffix} image under {img_dir}')
+        missing = [d['seg_map_path'] for d in data_list if not osp.isfile(d['seg_map_path'])]
+        if missing:
+            raise DatasetLayoutError(
+                f'{type(self).__name__}: {len(missing)} of {len(data_list)} label files are missing, e.g. '
+                f'{missing[0]}. Convert the labels first (tools/dataset_converters/convert_labels.py) '
+                'or check the layout with tools/dataset_converters/check_dataset.py')
+        return data_list
+
+
+@DATASETS.register_module()
+class GTA5Dataset(DGSegDataset):
+    """GTA5: ``images/*.png``, ``labels/*_labelTrainIds.png`` (converted from its Cityscapes label ids)."""
+    layout_name = 'gta5'
+
+
+@DATASETS.register_module()
+class SYNTHIADataset(DGSegDataset):
+    """SYNTHIA-RAND-CITYSCAPES: ``RGB/*.png``, ``GT/LABELS/*_labelTrainIds.png`` (converted)."""
+    layout_name = 'synthia'
+
+
+@DATASETS.register_module()
+class CityscapesDGDataset(DGSegDataset):
+    """Cityscapes: ``leftImg8bit/<split>/<city>/*_leftImg8bit.png``, ``gtFine/<split>/...labelTrainIds.png``."""
+    layout_name = 'cityscapes'
+
+    def __init__(self, split: str = 'val', **kwargs):
+        super().__init__(split=split, **kwargs)
+
+
+@DATASETS.register_module()
+class BDD100KDGDataset(DGSegDataset):
+    """BDD100K 10k: ``images/10k/<split>/*.jpg``, ``labels/sem_seg/masks/<split>/*.png`` (train ids)."""
+    layout_name = 'bdd100k'
+
+    def __init__(self, split: str = 'val', **kwargs):
+        super().__init__(split=split, **kwargs)
+
+
+@DATASETS.register_module()
+class MapillaryCS19Dataset(DGSegDataset):
+    """Mapillary Vistas v1.2 mapped to the 19 Cityscapes classes: ``<split>/images/*.jpg``,
+    ``<split>/labelTrainIds/*.png`` (written by the converter)."""
+    layout_name = 'mapillary'
+
+    def __init__(self, split: str = 'validation', **kwargs):
+        super().__init__(split=split, **kwargs)
+
+
+@DATASETS.register_module()
+class ACDCDataset(DGSegDataset):
+    """ACDC, one condition (fog, night, rain, snow): ``rgb_anon/<condition>/<split>/<sequence>/``,
+    ``gt/<condition>/<split>/<sequence>/*_gt_labelTrainIds.png``."""
+    layout_name = 'acdc'
+
+    def __init__(self, condition: str, split: str = 'val', **kwargs):
+        if condition not in ACDC_CONDITIONS:
+            raise ValueError(f'ACDC condition {condition!r} is not one of {ACDC_CONDITIONS}')
+        super().__init__(split=split, condition=condition, **kwargs)

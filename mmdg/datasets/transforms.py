@@ -1,0 +1,51 @@
+"""Loading transforms that fail with a message naming the file, instead of an assertion deep in a
+dataloader worker (an undecodable image) or silently wrong training (a label value outside the classes,
+which mmseg's loss and IoU would otherwise ignore or count in the wrong bin)."""
+import numpy as np
+from mmcv.transforms import LoadImageFromFile
+from mmseg.datasets.transforms import LoadAnnotations
+
+from mmdg.registry import TRANSFORMS
+
+from .converters import LabelValueError
+
+
+class ImageDecodeError(OSError):
+    """An image file that exists but cannot be decoded."""
+
+
+@TRANSFORMS.register_module()
+class LoadImageChecked(LoadImageFromFile):
+    """``LoadImageFromFile`` whose failure names the file and the reason."""
+
+    def transform(self, results: dict):
+        try:
+            out = super().transform(results)
+        except (AssertionError, ValueError, OSError, RuntimeError) as exc:
+            raise ImageDecodeError(f'{results["img_path"]}: cannot be decoded as an image '
+                                   f'(truncated, corrupt or not an image file): {exc}') from exc
+        return out
+
+
+@TRANSFORMS.register_module()
+class LoadAnnotationsChecked(LoadAnnotations):
+    """mmseg's ``LoadAnnotations`` plus a check that the label has one channel and only values in
+    ``[0, num_classes)`` or ``ignore_index``, naming the file and the offending values."""
+
+    def __init__(self, num_classes: int = 19, ignore_index: int = 255, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes, self.ignore_index = num_classes, ignore_index
+
+    def _load_seg_map(self, results: dict) -> None:
+        super()._load_seg_map(results)
+        seg = results['gt_seg_map']
+        path = results['seg_map_path']
+        if seg.ndim != 2:
+            raise LabelValueError(f'{path}: a label must have one channel (class ids), got shape {seg.shape}; '
+                                  'is this a colour visualisation instead of the label file?')
+        bad = (seg >= self.num_classes) & (seg != self.ignore_index)
+        if bad.any():
+            values = sorted(int(v) for v in np.unique(seg[bad]))
+            raise LabelValueError(f'{path}: label value(s) {values} outside the {self.num_classes} classes '
+                                  f'(0..{self.num_classes - 1}, {self.ignore_index} = ignore). Unconverted '
+                                  'labels? See tools/dataset_converters/convert_labels.py')

@@ -1,0 +1,46 @@
+"""Convert a dataset's labels to the 19 Cityscapes train ids that mmdg's datasets read.
+
+    python tools/dataset_converters/convert_labels.py gta5 data/gta5
+    python tools/dataset_converters/convert_labels.py synthia data/synthia
+    python tools/dataset_converters/convert_labels.py cityscapes data/cityscapes
+    python tools/dataset_converters/convert_labels.py mapillary data/mapillary
+
+Source files are never modified; outputs are written only once every label has converted. See
+docs/datasets.md for each layout.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from mmdg.datasets.converters import DatasetLayoutError, LabelValueError, conversion_pairs, convert  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('dataset', choices=['gta5', 'synthia', 'cityscapes', 'mapillary'])
+    parser.add_argument('root', help='the dataset folder in its public layout')
+    parser.add_argument('--out-dir', help='write outputs under this folder instead of the dataset root')
+    parser.add_argument('--nproc', type=int, default=os.cpu_count() or 1, help='worker processes (default: all cores)')
+    parser.add_argument('--ignore-unknown', action='store_true',
+                        help='map label values outside the dataset convention to 255 instead of stopping')
+    parser.add_argument('--resize-labels-to-images', action='store_true',
+                        help='resize (nearest) labels whose size differs from their image instead of stopping')
+    parser.add_argument('--overwrite', action='store_true', help='replace outputs that exist already')
+    parser.add_argument('--no-progress', action='store_true')
+    args = parser.parse_args(argv)
+    try:
+        images, pairs = conversion_pairs(args.dataset, args.root, args.out_dir)
+        print(f'{args.dataset}: converting {len(pairs)} labels with {args.nproc} processes')
+        report = convert(pairs, args.dataset, images, nproc=args.nproc, ignore_unknown=args.ignore_unknown,
+                         resize_to_images=args.resize_labels_to_images, progress=not args.no_progress,
+                         overwrite=args.overwrite)
+    except (DatasetLayoutError, LabelValueError, FileExistsError) as exc:
+        sys.exit(f'error: {exc}')
+    print(report.summary())
+    print(f'wrote {len(report.written)} files, e.g. {report.written[0]}')
+
+
+if __name__ == '__main__':
+    main()
