@@ -32,6 +32,8 @@ class TimmViT(BaseModule):
         frozen_blocks: the first k blocks (and the embeddings) get no trainable parameter.
         freeze: freeze the whole ViT (the "frozen backbone" baseline).
         out_norm: apply the final norm to the returned features.
+        grad_checkpointing: recompute each block's activations in the backward pass (timm's own
+            switch, non-reentrant) instead of storing them: less memory for about 1/3 more compute.
         model_kwargs: extra keyword arguments for ``timm.create_model``.
     """
 
@@ -47,6 +49,7 @@ class TimmViT(BaseModule):
                  freeze: bool = False,
                  out_norm: bool = False,
                  drop_path_rate: float = 0.0,
+                 grad_checkpointing: bool = False,
                  model_kwargs: Optional[Dict] = None,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
@@ -72,6 +75,7 @@ class TimmViT(BaseModule):
             self.vit.requires_grad_(False)
         self.frozen_blocks = frozen_blocks
         self._freeze_prefix(frozen_blocks)
+        self.vit.set_grad_checkpointing(grad_checkpointing)
 
     def _freeze_prefix(self, k: int) -> None:
         if k <= 0:

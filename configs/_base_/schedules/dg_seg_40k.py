@@ -1,0 +1,36 @@
+# The SoRA segmentation schedule (METHODS.md §6): AdamW lr 1e-4, backbone lr x0.5, weight decay 0.05
+# annealed per iteration (cosine) to 1e-5 and 0 for norms / embeddings / tokens / queries, poly lr,
+# 40k iterations, EMA of the weights (used for validation and saved in the checkpoints).
+_base_ = ['../default_runtime.py']
+optim_wrapper = dict(
+    type='OptimWrapper',
+    constructor='DGOptimWrapperConstructor',  # frozen parameters stay out; shared adapter parameters once
+    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05, eps=1e-8),
+    paramwise_cfg=dict(
+        custom_keys=dict(backbone=dict(lr_mult=0.5)),
+        zero_decay_keys=('norm', 'pos_embed', 'cls_token', 'reg_token', 'mask_token', 'query_embed',
+                         'query_feat', 'level_embed', 'gamma', 'ls1', 'ls2')),
+)
+max_iters = 40000
+param_scheduler = [
+    dict(type='PolyLR', eta_min=0, power=0.9, begin=0, end=max_iters, by_epoch=False),
+    dict(type='AnnealedWeightDecay', eta_min=1e-5, begin=0, end=max_iters, by_epoch=False),
+]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=4000)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=4000, max_keep_ckpts=3,
+                    save_best='mean/mIoU', rule='greater'),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='SegVisualizationHook'),
+)
+custom_hooks = [
+    dict(type='AdapterAuxLossHook'),  # CLoRA's SADE loss; a no-op for the other methods
+    dict(type='WeightDecayLoggerHook'),
+    dict(type='EMAHook', ema_type='ExponentialMovingAverage', momentum=2e-4, update_buffers=True, priority=49),
+]
+randomness = dict(seed=0)

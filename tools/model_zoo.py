@@ -1,0 +1,78 @@
+"""The config table of docs/model_zoo.md: every DG config with its trainable parameters and the
+memory its weights, gradients, AdamW states and EMA copy take (exact, counted on the meta device).
+
+    python tools/model_zoo.py [--configs configs/dg_seg] [--write docs/model_zoo.md]
+
+Activations come on top and depend on the GPU kernels: see tools/memory_estimate.py.
+"""
+import argparse
+import copy
+import glob
+import os.path as osp
+import re
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import torch  # noqa: E402
+from mmengine.config import Config  # noqa: E402
+from mmengine.registry import init_default_scope  # noqa: E402
+
+BEGIN, END = '<!-- config-table:begin -->', '<!-- config-table:end -->'
+GIB = 1024 ** 3
+
+
+def build_on_meta(cfg: Config) -> torch.nn.Module:
+    """The config's whole model, on the meta device (no memory, no weights, no checkpoint read)."""
+    init_default_scope(cfg.get('default_scope', 'mmdg'))
+    from mmdg.registry import MODELS
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.backbone.pretrained = None
+    with torch.device('meta'):
+        return MODELS.build(model_cfg)
+
+
+def static_memory(model: torch.nn.Module, ema: bool = True) -> dict:
+    """Bytes of fp32 weights (+ an EMA copy), gradients and AdamW's two moments of the trainable ones."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return dict(total=total, trainable=trainable,
+                bytes=4 * (total * (2 if ema else 1) + 3 * trainable))
+
+
+def rows(config_dir: str):
+    for path in sorted(glob.glob(osp.join(config_dir, '*', '*.py'))):
+        cfg = Config.fromfile(path)
+        model = build_on_meta(cfg)
+        backbone = sum(p.numel() for p in model.backbone.parameters() if p.requires_grad)
+        mem = static_memory(model, ema=any(h.get('type') == 'EMAHook' for h in cfg.get('custom_hooks', [])))
+        yield osp.relpath(path, osp.dirname(config_dir)), backbone, mem
+
+
+def table(config_dir: str) -> str:
+    out = ['| config | trainable in backbone | trainable in all | weights + grads + AdamW + EMA |',
+           '|---|---:|---:|---:|']
+    for name, backbone, mem in rows(config_dir):
+        out.append(f'| `{name}` | {backbone:,} | {mem["trainable"]:,} | {mem["bytes"] / GIB:.2f} GiB |')
+    return '\n'.join(out)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--configs', default=osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
+                                                      'configs', 'dg_seg'))
+    parser.add_argument('--write', help='replace the table between the config-table markers of this file')
+    args = parser.parse_args(argv)
+    text = table(args.configs)
+    print(text)
+    if args.write:
+        doc = open(args.write).read()
+        if BEGIN not in doc:
+            raise SystemExit(f'{args.write} has no {BEGIN} ... {END} markers')
+        doc = re.sub(re.escape(BEGIN) + '.*?' + re.escape(END), lambda _: f'{BEGIN}\n{text}\n{END}', doc, flags=re.S)
+        with open(args.write, 'w') as f:
+            f.write(doc)
+
+
+if __name__ == '__main__':
+    main()
