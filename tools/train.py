@@ -4,17 +4,15 @@ mmdg registers itself through the config's ``default_scope`` / ``custom_imports`
 no mmdg registry (``Runner.from_cfg`` works the same way from your own code).
 """
 import argparse
-import logging
 import os
 import os.path as osp
 import sys
 
 from mmengine.config import DictAction
-from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmdg.utils.tool_config import load_tool_config  # noqa: E402
+from mmdg.utils.tool_config import apply_amp, load_tool_config  # noqa: E402
 
 
 def parse_args():
@@ -23,7 +21,8 @@ def parse_args():
     parser.add_argument('--work-dir', help='where logs and checkpoints go (default: work_dirs/<config name>)')
     parser.add_argument('--resume', nargs='?', const='auto', default=None,
                         help='resume from the latest checkpoint of the work dir, or from the given one')
-    parser.add_argument('--amp', action='store_true', help='automatic mixed precision (bf16/fp16) training')
+    parser.add_argument('--amp', nargs='?', const='fp16', default=None, choices=['fp16', 'bf16'],
+                        help='automatic mixed precision: fp16 (default, dynamic loss scaling) or bf16')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, e.g. train_cfg.max_iters=100')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
@@ -37,11 +36,7 @@ def main():
     args = parse_args()
     cfg = load_tool_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     if args.amp:
-        if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
-            print_log('AMP is already enabled in the config', logger='current', level=logging.WARNING)
-        else:
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        apply_amp(cfg, args.amp)
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume:

@@ -75,6 +75,12 @@ class TimmViT(BaseModule):
             self.vit.requires_grad_(False)
         self.frozen_blocks = frozen_blocks
         self._freeze_prefix(frozen_blocks)
+        # Parameters the forward never uses (the classifier's pooling norm and head, the final norm
+        # unless out_norm) get no gradient: trainable, they would trip DDP's unused-parameter check.
+        unused = ('fc_norm.', 'head.') + (() if out_norm else ('norm.',))
+        for name, p in self.vit.named_parameters():
+            if name.startswith(unused):
+                p.requires_grad_(False)
         self.vit.set_grad_checkpointing(grad_checkpointing)
 
     def _freeze_prefix(self, k: int) -> None:
@@ -82,7 +88,7 @@ class TimmViT(BaseModule):
             return
         for name, p in self.vit.named_parameters():
             if not name.startswith('blocks.') or int(name.split('.')[1]) < k:
-                if not name.startswith(('norm.', 'fc_norm.', 'head.')):
+                if not name.startswith('norm.'):  # the output norm follows the last block
                     p.requires_grad_(False)
 
     def init_weights(self) -> None:
