@@ -38,3 +38,33 @@ def test_tables_csv_json_and_overlays(tmp_path, demo_data):
     bad = subprocess.run([sys.executable, 'tools/cross_domain_eval.py', str(cfg), str(ckpt), '--targets', 'mars'],
                          cwd=REPO, capture_output=True, text=True)
     assert bad.returncode != 0 and "unknown target(s) ['mars']" in bad.stderr
+
+
+def test_real_format_fixtures(tmp_path, demo_data, fixtures_dir):
+    """Cityscapes, BDD100K and Mapillary (v1.2, converted to 19 classes) files in their real formats."""
+    import os.path as osp
+    from mmengine.config import Config
+    from mmdg.datasets.converters import conversion_pairs, convert
+    cfg_path, ckpt = _write_cfg(tmp_path, demo_data)
+    images, pairs = conversion_pairs('mapillary', osp.join(fixtures_dir, 'mapillary'), out_dir=str(tmp_path / 'map'))
+    convert(pairs, 'mapillary', images, nproc=1, progress=False)
+    cfg = Config.fromfile(str(cfg_path))
+    pipeline = [dict(type='LoadImageChecked'), dict(type='Resize', scale=(256, 128), keep_ratio=True),
+                dict(type='LoadAnnotationsChecked'), dict(type='PackSegInputs')]
+    cfg.target_datasets = dict(
+        cityscapes=dict(type='CityscapesDGDataset', data_root=osp.join(fixtures_dir, 'cityscapes'), pipeline=pipeline),
+        bdd100k=dict(type='BDD100KDGDataset', data_root=osp.join(fixtures_dir, 'bdd100k'), pipeline=pipeline),
+        mapillary=dict(type='MapillaryCS19Dataset', data_prefix=dict(
+            img_path=osp.join(fixtures_dir, 'mapillary', 'images'), seg_map_path=str(tmp_path / 'map' / 'labelTrainIds')),
+            pipeline=pipeline))
+    cfg.dump(str(tmp_path / 'fixtures_cfg.py'))
+    out = tmp_path / 'eval'
+    res = subprocess.run([sys.executable, 'tools/cross_domain_eval.py', str(tmp_path / 'fixtures_cfg.py'), str(ckpt),
+                          '--out-dir', str(out), '--overlays', '1'], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    data = json.loads((out / 'results.json').read_text())['results']
+    assert {k: v['num_images'] for k, v in data.items()} == dict(cityscapes=1, bdd100k=3, mapillary=1)
+    for name in data:
+        assert f'| {name} |' in res.stdout
+    assert all(len(v['per_class']) == 19 for v in data.values())
+    assert sorted(p.name for p in (out / 'overlays').iterdir()) == ['bdd100k_0.png', 'cityscapes_0.png', 'mapillary_0.png']
