@@ -79,7 +79,7 @@ def shrink(cfg: Config, roots: dict, work_dir: str) -> Config:
 
     def retarget(d):
         if d.get('type') in SOURCES:
-            d['data_root'] = roots[SOURCES[d['type']]]
+            d['data_root'] = roots.get(SOURCES[d['type']], d.get('data_root'))
         if d.get('type') == 'RandomResize':
             d['scale'] = (96, 64)
         if d.get('type') == 'RandomCrop':

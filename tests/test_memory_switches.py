@@ -91,3 +91,26 @@ def test_amp_switch_of_the_train_tool():
     assert cfg.optim_wrapper.dtype == 'float16' and cfg.optim_wrapper.loss_scale == 'dynamic'
     with pytest.raises(SystemExit, match='one of'):
         apply_amp(cfg, 'fp8')
+
+
+def test_memory_estimate_sees_checkpointing_and_bf16(tmp_path):
+    """tools/memory_estimate.py on a shrunk recipe config: both switches must lower the activations."""
+    import os.path as osp
+    import sys
+    from conftest import REPO
+    from test_dg_seg_configs import shrink
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    from memory_estimate import estimate
+    cfg = shrink(Config.fromfile(osp.join(REPO, 'configs/dg_seg/lora/lora_dinov2-l_mask2former_40k_gta5-to-cbm-512.py')),
+                 roots={}, work_dir=str(tmp_path))
+    cfg.model.backbone.model_kwargs.update(depth=8, embed_dim=128)  # enough blocks for checkpointing to matter
+    cfg.model.backbone.out_indices = (1, 3, 5, 7)
+    cfg.model.decode_head.in_channels = [128] * 4
+    cfg.dump(str(tmp_path / 'cfg.py'))
+    plain = estimate(str(tmp_path / 'cfg.py'), 4, False, False)
+    ckpt = estimate(str(tmp_path / 'cfg.py'), 4, True, False)
+    half = estimate(str(tmp_path / 'cfg.py'), 4, False, True)
+    assert 0 < ckpt['activations_per_image'] < 0.8 * plain['activations_per_image']
+    assert 0 < half['activations_per_image'] < 0.8 * plain['activations_per_image']
+    assert plain['static'] == ckpt['static']
+    assert plain['total'] == plain['static'] + plain['fixed'] + 4 * plain['activations_per_image']

@@ -1,0 +1,97 @@
+"""Estimate the training memory of a config: the exact static part (weights, EMA copy, gradients,
+AdamW moments) plus what autograd keeps for the backward pass, measured on real-size training steps
+at batch 1 and 2 (random weights, images and labels): the difference is the per-image activation cost,
+the rest is fixed (e.g. the bf16 weight copies autocast keeps), and both are scaled to ``--batch``.
+
+    python tools/memory_estimate.py CONFIG [CONFIG ...] [--batch 4] [--grad-checkpointing] [--bf16]
+
+Activations are counted with ``torch.autograd.graph.saved_tensors_hooks`` (unique storages), so the
+figure is device-independent; a GPU adds its kernels' workspaces and allocator slack on top, and only a
+GPU run (mmengine logs ``memory``) gives the true peak. Runs on CPU in tens of seconds per config.
+"""
+import argparse
+import copy
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import torch  # noqa: E402
+from mmengine.config import Config  # noqa: E402
+from mmengine.registry import init_default_scope  # noqa: E402
+
+GIB = 1024 ** 3
+
+
+def saved_activation_bytes(model, data) -> int:
+    """Bytes of the distinct tensors autograd saves during one loss computation (parameters, which
+    autograd also saves, are counted in the static part instead)."""
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    seen = {}
+
+    def pack(t):
+        try:
+            storage = t.untyped_storage()
+            if storage.data_ptr() not in params:
+                seen[storage.data_ptr()] = storage.nbytes()
+        except (RuntimeError, NotImplementedError):  # sparse / wrapper tensors: count their size
+            seen[id(t)] = t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        losses = model(**data, mode='loss')
+    loss = sum(v for k, v in losses.items() if 'loss' in k)
+    loss.backward()
+    return sum(seen.values())
+
+
+def estimate(path: str, batch: int, grad_checkpointing: bool, bf16: bool) -> dict:
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    cfg = Config.fromfile(path)
+    init_default_scope(cfg.get('default_scope', 'mmdg'))
+    from mmdg.registry import MODELS
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.backbone.update(pretrained=None, grad_checkpointing=grad_checkpointing)
+    torch.manual_seed(0)
+    model = MODELS.build(model_cfg)
+    model.train()
+    h, w = cfg.model.data_preprocessor.size
+    saved = []
+    for n in (1, 2):  # per-image part = the difference; the rest (e.g. autocast's weight copies) is fixed
+        samples = []
+        for _ in range(n):
+            sample = SegDataSample(metainfo=dict(img_shape=(h, w), pad_shape=(h, w), ori_shape=(h, w)))
+            sample.gt_sem_seg = PixelData(data=torch.randint(0, 19, (1, h, w)))
+            samples.append(sample)
+        data = dict(inputs=torch.randn(n, 3, h, w), data_samples=samples)
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
+            saved.append(saved_activation_bytes(model, data))
+        model.zero_grad(set_to_none=True)
+    per_image, fixed = saved[1] - saved[0], 2 * saved[0] - saved[1]
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    ema = any(hk.get('type') == 'EMAHook' for hk in cfg.get('custom_hooks', []))
+    static = 4 * (total * (2 if ema else 1) + 3 * trainable)
+    return dict(static=static, fixed=fixed, activations_per_image=per_image,
+                total=static + fixed + batch * per_image)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('configs', nargs='+')
+    parser.add_argument('--batch', type=int, default=4, help='images per GPU (the recipe: 4)')
+    parser.add_argument('--grad-checkpointing', action='store_true')
+    parser.add_argument('--bf16', action='store_true', help='bf16 autocast (as tools/train.py --amp bf16)')
+    args = parser.parse_args(argv)
+    print(f'| config | weights, grads, AdamW, EMA | other fixed | activations / image | total at batch {args.batch} |')
+    print('|---|---:|---:|---:|---:|')
+    for path in args.configs:
+        r = estimate(path, args.batch, args.grad_checkpointing, args.bf16)
+        print(f'| `{osp.basename(path)}` | {r["static"] / GIB:.2f} GiB | {r["fixed"] / GIB:.2f} GiB '
+              f'| {r["activations_per_image"] / GIB:.2f} GiB '
+              f'| {r["total"] / GIB:.1f} GiB |', flush=True)
+
+
+if __name__ == '__main__':
+    main()
