@@ -8,3 +8,4 @@ from .transforms import ImageDecodeError, LoadAnnotationsChecked, LoadImageCheck
 __all__ = ['MultiDomainDataset', 'DGSegDataset', 'GTA5Dataset', 'SYNTHIADataset', 'CityscapesDGDataset',
            'BDD100KDGDataset', 'MapillaryCS19Dataset', 'ACDCDataset', 'LoadImageChecked',
            'LoadAnnotationsChecked', 'ImageDecodeError']
+from .dwd import CityscapesDetDataset, DiverseWeatherDataset, VOCDomainDataset  # noqa: E402  (detection)

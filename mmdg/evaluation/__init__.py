@@ -3,3 +3,4 @@ from .domain_eval import domain_table, evaluate_domains, per_class_iou
 from .multi_domain_metric import MultiDomainIoUMetric
 
 __all__ = ['evaluate_domains', 'per_class_iou', 'domain_table', 'MultiDomainIoUMetric']
+from .multi_domain_voc_metric import MultiDomainVOCMetric, voc_ap_per_class  # noqa: E402,F401  (detection)
