@@ -123,16 +123,18 @@ def cityscapes_to_voc(cityscapes_root: str, out_dir: str, split: str = 'val', la
 
 
 def write_synthetic_voc(root: str, domains: Dict[str, str] = None, splits: Dict[str, int] = None,
-                        size: Tuple[int, int] = (128, 256), difficult_below: int = 0) -> Dict[str, str]:
+                        size: Tuple[int, int] = (128, 256), difficult_below: int = 0,
+                        label_set: str = 'dwd') -> Dict[str, str]:
     """The procedural scenes of :mod:`mmdg.datasets.synthetic` as a DWD-style dataset:
     ``root/<folder>/VOC2007/...`` for each ``{folder: generator style}`` of ``domains`` (default: every style
     under its own name), ``splits`` ``{name: count}`` (default ``train=200, test=50``; ``train`` draws the
     generator's training scenes, other splits its validation scenes). Boxes whose shorter side is below
-    ``difficult_below`` pixels are marked difficult (left out of training and of the AP). Idempotent."""
+    ``difficult_below`` pixels are marked difficult (left out of training and of the AP). ``label_set``:
+    ``'dwd'`` (7 classes) or ``'cityscapes8'``. Idempotent."""
     from .synthetic import DOMAINS, make_sample
     domains = domains or {d: d for d in DOMAINS}
     splits = splits or dict(train=200, test=50)
-    names = LABEL_SETS['dwd']
+    names = LABEL_SETS[label_set]
     out = {}
     for folder, style in domains.items():
         voc_dir = osp.join(root, folder, 'VOC2007')

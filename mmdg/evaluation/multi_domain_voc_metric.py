@@ -28,6 +28,7 @@ class MultiDomainVOCMetric(VOCMetric):
     ``data_sample.domain``. Returns ``<domain>/mAP`` for every domain and ``mean/mAP`` (their mean, or the
     mean over ``mean_over``), in percent; the per-class AP of every domain is logged as a table. Samples
     without a domain tag count as ``'default'``. ``nproc``: processes of ``eval_map``."""
+    default_prefix = None  # keys as the segmentation metric's: '<domain>/mAP', 'mean/mAP'
 
     def __init__(self, mean_over: Sequence[str] = None, iou_thrs: float = 0.5, nproc: int = 4, **kwargs):
         if not isinstance(iou_thrs, float):

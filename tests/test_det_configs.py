@@ -1,0 +1,165 @@
+"""Every DG detection config: parsed, its full-size backbone built (on the meta device), and, shrunk to tiny
+inputs with the same structure (method, frozen blocks, detector, datasets, pipelines, schedule), two training
+iterations and one multi-domain evaluation on generated VOC data (domain folders in several spellings)."""
+import copy
+import glob
+import math
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from conftest import REPO
+
+CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'dg_det', '*', '*.py')))
+#: generated style of each domain folder; the folder names are deliberately spelled as in other releases
+DWD_FOLDERS = {'Daytime-Clear': 'source', 'night_sunny': 'night', 'Dusk-Rainy': 'rain', 'NightRainy': 'night',
+               'daytime-foggy': 'fog'}
+
+
+@pytest.fixture(autouse=True)
+def _plain_config_text(monkeypatch):
+    """The runner logs and dumps its config through yapf (~6 s per call here, three calls per runner);
+    these tests never read that text, so they get the plain dict repr instead."""
+    monkeypatch.setattr(Config, 'pretty_text', property(lambda self: repr(self._cfg_dict.to_dict())))
+
+
+def _name(path):
+    return osp.relpath(path, osp.join(REPO, 'configs', 'dg_det'))
+
+
+@pytest.fixture(scope='module')
+def det_roots(tmp_path_factory):
+    from mmdg.datasets.voc_writer import write_synthetic_voc
+    base = tmp_path_factory.mktemp('det_data')
+    write_synthetic_voc(str(base / 'dwd'), DWD_FOLDERS, dict(train=2, test=1), size=(64, 128))
+    write_synthetic_voc(str(base / 'cityscapes_det'), {'cityscapes': 'source', 'foggy_cityscapes': 'fog'},
+                        dict(train=2, val=1), size=(64, 128), label_set='cityscapes8')
+    return dict(DiverseWeatherDataset=str(base / 'dwd'), CityscapesDetDataset=str(base / 'cityscapes_det'))
+
+
+def _walk(node, fn):
+    if isinstance(node, dict):
+        fn(node)
+        for v in node.values():
+            _walk(v, fn)
+    elif isinstance(node, (list, tuple)):
+        for v in node:
+            _walk(v, fn)
+
+
+def shrink(cfg: Config, roots: dict, work_dir: str) -> Config:
+    """The config's structure at toy size: a 4-block ViT of width 64 (same arch family, method, frozen
+    prefix scaled from 8/24 to 1/4), a narrow detector with few queries, 64 px crops, data from ``roots``."""
+    cfg = copy.deepcopy(cfg)
+    model = cfg.model
+    bb = model.backbone
+    n_out = len(bb.out_indices)
+    bb.update(img_size=64, out_indices=tuple(range(4 - n_out, 4)), pretrained=None,
+              frozen_blocks=min(bb.get('frozen_blocks', 0), 1), model_kwargs=dict(embed_dim=64, depth=4, num_heads=2))
+    if bb.get('adapter'):
+        bb.adapter.blocks = (1, 4)
+    if model.type == 'DINO':  # embed_dims stay 256: mmdet's DINO decoder hard-codes 128 position features
+        model.update(num_queries=10)
+        model.neck.in_channels = [64] * n_out
+        model.encoder.num_layers = 1
+        model.encoder.layer_cfg.ffn_cfg.feedforward_channels = 64
+        model.decoder.num_layers = 2
+        model.decoder.layer_cfg.ffn_cfg.feedforward_channels = 64
+        model.dn_cfg.group_cfg.num_dn_queries = 10
+        model.test_cfg.max_per_img = 10
+    else:  # Faster R-CNN
+        model.neck.update(in_channels=[64] * n_out, out_channels=32)
+        model.rpn_head.update(in_channels=32, feat_channels=32)
+        model.roi_head.bbox_roi_extractor.out_channels = 32
+        model.roi_head.bbox_head.update(in_channels=32, fc_out_channels=64)
+        model.train_cfg.rpn_proposal.update(nms_pre=200, max_per_img=50)
+        model.train_cfg.rcnn.sampler.num = 32
+        model.test_cfg.rpn.update(nms_pre=200, max_per_img=50)
+
+    def retarget(d):
+        if d.get('type') in roots:
+            d['data_root'] = roots[d['type']]
+        if d.get('type') in ('mmdet.RandomResize', 'mmdet.Resize'):
+            d['scale'] = (128, 64)
+        if d.get('type') == 'mmdet.RandomCrop':
+            d['crop_size'] = (64, 64)
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        _walk(cfg[key], retarget)
+        cfg[key].update(batch_size=2 if key == 'train_dataloader' else 4, num_workers=0, persistent_workers=False)
+    cfg.train_dataloader.dataset.filter_cfg.min_size = 0
+    cfg.train_cfg.update(max_iters=2, val_begin=100, val_interval=100)  # validate once, below
+    for s in cfg.param_scheduler:
+        s.end = 2
+        if 'milestones' in s:
+            s.milestones = [1]
+    cfg.default_hooks.checkpoint.update(interval=100, save_best=None)
+    cfg.default_hooks.logger.interval = 1
+    cfg.val_evaluator.nproc = 1
+    cfg.work_dir = work_dir
+    return cfg
+
+
+def test_the_grid_is_complete():
+    names = {_name(c) for c in CONFIGS}
+    for method in ('sora', 'lora', 'full', 'frozen'):
+        assert f'{method}/{method}_dinov2-l_dino_40k_dwd-1024.py' in names
+    assert 'sora/sora_dinov2-l_faster-rcnn_40k_dwd-1024.py' in names
+    assert 'sora/sora_dinov2-l_dino_40k_cityscapes-to-foggy-1024.py' in names
+    doc = open(osp.join(REPO, 'docs', 'detection.md')).read()
+    missing = [n for n in names if n not in doc]
+    assert not missing, f'docs/detection.md does not list {missing}'
+
+
+#: SoRA's trainable backbone parameters on DINOv2-L (the same as for segmentation: same layers, blocks, r).
+SORA_DINOV2_L = 4_866_048
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=_name)
+def test_full_size_config(path):
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdg')
+    from mmdg.registry import MODELS
+    cfg = Config.fromfile(path)
+    bb = copy.deepcopy(cfg.model.backbone)
+    assert bb.pretrained and bb.pretrained.startswith('checkpoints/')  # a local file, never a download
+    bb.pretrained = None
+    with torch.device('meta'):
+        backbone = MODELS.build(bb)
+    trainable = sum(p.numel() for p in backbone.parameters() if p.requires_grad)
+    method = _name(path).split('/')[0]
+    expected = dict(frozen=lambda n: n == 0, full=lambda n: n > 200e6, sora=lambda n: n == SORA_DINOV2_L,
+                    lora=lambda n: 0 < n < 10e6)
+    assert expected[method](trainable), f'{method}: {trainable} trainable backbone parameters'
+    # the recipe of METHODS.md §6
+    assert cfg.train_cfg.max_iters == 40000
+    opt = cfg.optim_wrapper
+    assert opt.optimizer.type == 'AdamW' and opt.optimizer.lr == 2e-4 and opt.clip_grad.max_norm == 35
+    backbone_key = opt.paramwise_cfg.custom_keys.backbone
+    assert backbone_key.lr_mult == 0.5
+    assert opt.optimizer.weight_decay * backbone_key.decay_mult == pytest.approx(0.01)
+    assert any(s.type == 'AnnealedWeightDecay' for s in cfg.param_scheduler)
+    assert any(t.get('type') == 'mmdet.RandomCrop' and tuple(t.crop_size) == (1024, 1024)
+               for t in cfg.train_dataloader.dataset.pipeline)
+    assert cfg.val_evaluator.type == 'MultiDomainVOCMetric' and cfg.val_evaluator.eval_mode == '11points'
+    classes = 8 if 'cityscapes' in path else 7
+    head = cfg.model.bbox_head if cfg.model.type == 'DINO' else cfg.model.roi_head.bbox_head
+    assert head.num_classes == classes
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=_name)
+def test_two_iterations_and_a_multi_domain_evaluation(path, det_roots, tmp_path):
+    from mmengine.runner import Runner
+    cfg = shrink(Config.fromfile(path), det_roots, str(tmp_path))
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert math.isfinite(runner.message_hub.get_scalar('train/loss').current())
+    metrics = runner.val()
+    domains = list(cfg.val_dataloader.dataset.domains)
+    for d in domains:
+        assert 0 <= metrics[f'{d}/mAP'] <= 100
+    mean_over = cfg.val_evaluator.mean_over
+    assert metrics['mean/mAP'] == pytest.approx(sum(metrics[f'{d}/mAP'] for d in mean_over) / len(mean_over))
+    # DWD: Daytime-Clear's test image, all 2 + 1 of each other domain (split 'all'); Cityscapes: 1 + 1 val
+    assert len(runner.val_dataloader.dataset) == (2 if 'cityscapes' in path else 1 + 4 * 3)
