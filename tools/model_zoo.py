@@ -9,7 +9,6 @@ import argparse
 import copy
 import glob
 import os.path as osp
-import re
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -17,6 +16,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
+
+from mmdg.utils.markdown import replace_between_markers  # noqa: E402
 
 BEGIN, END = '<!-- config-table:begin -->', '<!-- config-table:end -->'
 GIB = 1024 ** 3
@@ -66,13 +67,7 @@ def main(argv=None):
     text = table(args.configs)
     print(text)
     if args.write:
-        doc = open(args.write).read()
-        if BEGIN not in doc:
-            raise SystemExit(f'{args.write} has no {BEGIN} ... {END} markers')
-        doc = re.sub(re.escape(BEGIN) + '.*?' + re.escape(END), lambda _: f'{BEGIN}\n{text}\n{END}', doc, flags=re.S)
-        with open(args.write, 'w') as f:
-            f.write(doc)
-
+        replace_between_markers(args.write, BEGIN, END, text)
 
 if __name__ == '__main__':
     main()

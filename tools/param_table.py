@@ -6,7 +6,6 @@ Models are built on the meta device (no memory, no weights), so the whole table 
 """
 import argparse
 import os.path as osp
-import re
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -15,6 +14,7 @@ import timm  # noqa: E402
 import torch  # noqa: E402
 
 from mmdg.adapters import ADAPTERS, count_parameters, inject_adapters  # noqa: E402
+from mmdg.utils.markdown import replace_between_markers  # noqa: E402
 
 BACKBONES = {'DINOv2-S': 'vit_small_patch14_dinov2', 'DINOv2-B': 'vit_base_patch14_dinov2',
              'DINOv2-L': 'vit_large_patch14_dinov2', 'EVA02-L': 'eva02_large_patch14_224'}
@@ -53,13 +53,7 @@ def main(argv=None):
     text = table()
     print(text)
     if args.write:
-        doc = open(args.write).read()
-        if BEGIN not in doc:
-            raise SystemExit(f'{args.write} has no {BEGIN} ... {END} markers')
-        doc = re.sub(re.escape(BEGIN) + '.*?' + re.escape(END), lambda _: f'{BEGIN}\n{text}\n{END}', doc, flags=re.S)
-        with open(args.write, 'w') as f:
-            f.write(doc)
-
+        replace_between_markers(args.write, BEGIN, END, text)
 
 if __name__ == '__main__':
     main()
