@@ -1,6 +1,7 @@
 # mmdg — two commands: `make demo` and `make test`. Both create/refresh .venv/ when needed.
 #   make install TORCH=system   keep the torch/torchvision you already have (e.g. a CUDA build)
 #   make demo METHOD=full       pick the backbone tuning method of the demo
+#   make demo-det               the detection demo (DWD-style VOC data, per-domain mAP@0.5)
 PYTHON ?= python3
 TORCH  ?= pinned
 VENV   := .venv
@@ -8,13 +9,16 @@ PY     := $(VENV)/bin/python
 METHOD ?= full
 DEMO_ARGS ?=
 
-.PHONY: install demo test benchmark clean-demo
+.PHONY: install demo demo-det test benchmark clean-demo
 
 install:
 	@PYTHON=$(PYTHON) TORCH=$(TORCH) VENV=$(VENV) bash tools/install_env.sh
 
 demo: install
 	$(PY) tools/demo.py --method $(METHOD) $(DEMO_ARGS)
+
+demo-det: install
+	$(PY) tools/demo_det.py --method $(METHOD) $(DEMO_ARGS)
 
 test: install
 	$(PY) -m pytest tests -q -rs
@@ -24,4 +28,4 @@ benchmark: install
 	$(PY) tools/benchmark.py $(BENCH_ARGS)
 
 clean-demo:
-	rm -rf data/demo work_dirs/demo
+	rm -rf data/demo work_dirs/demo data/demo_det work_dirs/demo_det

@@ -85,6 +85,7 @@ def shrink(cfg: Config, roots: dict, work_dir: str) -> Config:
             d['scale'] = (128, 64)
         if d.get('type') == 'mmdet.RandomCrop':
             d['crop_size'] = (64, 64)
+    _walk(cfg.target_datasets, retarget)  # the datasets of tools/cross_domain_eval.py
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         _walk(cfg[key], retarget)
         cfg[key].update(batch_size=2 if key == 'train_dataloader' else 4, num_workers=0, persistent_workers=False)

@@ -36,8 +36,16 @@ def demo_config(method: str, data_root: str = DEFAULT_DATA_ROOT, work_dir: Optio
     if method not in METHODS:
         raise ValueError(f'unknown demo method {method!r}; choose from {", ".join(METHODS)}')
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'demo', f'{method}.py'))
-    _retarget(cfg._cfg_dict, DEFAULT_DATA_ROOT, data_root)
-    cfg.work_dir = work_dir or osp.join('work_dirs', 'demo', method)
+    return adjust_demo_config(cfg, DEFAULT_DATA_ROOT, data_root, work_dir or osp.join('work_dirs', 'demo', method),
+                              max_iters, pretrained, num_workers)
+
+
+def adjust_demo_config(cfg: Config, default_root: str, data_root: str, work_dir: str, max_iters: Optional[int],
+                       pretrained: Optional[str], num_workers: Optional[int]) -> Config:
+    """Point a demo config (segmentation or detection) at ``data_root`` and ``work_dir``, stretch its
+    schedule to ``max_iters``, set the backbone's ``pretrained`` file and the loaders' workers."""
+    _retarget(cfg._cfg_dict, default_root, data_root)
+    cfg.work_dir = work_dir
     if max_iters is not None:  # stretch the schedule (warm-up, decay) to the new length
         old = cfg.train_cfg.max_iters
         for s in cfg.param_scheduler:

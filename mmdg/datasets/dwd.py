@@ -82,13 +82,13 @@ class VOCDomainDataset(XMLDataset):
                 raise DatasetLayoutError(f'{type(self).__name__}: folder {osp.join(voc_dir, sub)} does not exist')
         ann_file = ''
         if split != 'all':
-            ann_file = osp.join(voc_dir, 'ImageSets', 'Main', f'{split}.txt')
-            if not osp.isfile(ann_file):
+            ann_file = osp.join('ImageSets', 'Main', f'{split}.txt')  # BaseDataset joins it to data_root
+            if not osp.isfile(osp.join(voc_dir, ann_file)):
                 main = osp.join(voc_dir, 'ImageSets', 'Main')
                 have = sorted(f[:-4] for f in os.listdir(main) if f.endswith('.txt')) if osp.isdir(main) else []
-                raise DatasetLayoutError(f'{type(self).__name__}: split file {ann_file} does not exist '
+                raise DatasetLayoutError(f'{type(self).__name__}: split file {osp.join(voc_dir, ann_file)} does not exist '
                                          f"(splits there: {have}; split='all' reads every Annotations/*.xml)")
-        super().__init__(data_root=voc_dir, ann_file=ann_file, data_prefix=dict(sub_data_root=voc_dir), **kwargs)
+        super().__init__(data_root=voc_dir, ann_file=ann_file, data_prefix=dict(sub_data_root=''), **kwargs)
 
     def load_data_list(self) -> List[dict]:
         if self.split != 'all':

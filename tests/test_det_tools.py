@@ -1,0 +1,54 @@
+"""The command-line tools on a detection config: tools/train.py in a fresh process (nothing imports mmdg
+by hand) trains DINO with CLoRA (its auxiliary loss reaches the mmdet detector's loss), then
+tools/cross_domain_eval.py scores the checkpoint per domain."""
+import csv
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+from mmengine.config import Config
+
+from conftest import REPO
+from test_det_configs import DWD_FOLDERS, shrink
+
+DINO_LORA = osp.join(REPO, 'configs', 'dg_det', 'lora', 'lora_dinov2-l_dino_40k_dwd-1024.py')
+
+
+def _run(*args):
+    proc = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={**__import__('os').environ, 'OMP_NUM_THREADS': '2'})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def test_train_then_cross_domain_eval(tmp_path):
+    from mmdg.datasets.voc_writer import write_synthetic_voc
+    write_synthetic_voc(str(tmp_path / 'dwd'), DWD_FOLDERS, dict(train=2, test=1), size=(64, 128))
+    cfg = Config.fromfile(DINO_LORA)
+    cfg.model.backbone.adapter = dict(type='CLoRA', r=4, blocks=(8, 24))
+    cfg = shrink(cfg, dict(DiverseWeatherDataset=str(tmp_path / 'dwd')), str(tmp_path / 'work'))
+    cfg.val_evaluator.nproc = 1
+    config = str(tmp_path / 'clora_dino_tiny.py')
+    cfg.dump(config)
+
+    log = _run('tools/train.py', config, '--work-dir', str(tmp_path / 'work'))
+    assert 'loss_sade' in log  # CLoRA's auxiliary loss, added by AdapterAuxLossHook to DINO's loss dict
+    ckpt = tmp_path / 'work' / 'iter_2.pth'
+    assert ckpt.is_file()
+
+    from tools.cross_domain_eval import main as cross_domain_eval
+    out = tmp_path / 'eval'
+    cross_domain_eval([config, str(ckpt), '--targets', 'daytime_clear', 'night_rainy', '--out-dir', str(out),
+                       '--batch-size', '2'])
+    table = open(out / 'results.md').read()
+    assert '| daytime_clear |' in table and '| night_rainy |' in table and 'mAP@0.5' in table
+    results = json.load(open(out / 'results.json'))['results']
+    assert set(results) == {'daytime_clear', 'night_rainy'}
+    assert results['daytime_clear']['num_images'] == 1 and results['night_rainy']['num_images'] == 3
+    assert list(results['daytime_clear']['per_class']) == ['bus', 'bike', 'car', 'motor', 'person', 'rider', 'truck']
+    rows = list(csv.reader(open(out / 'results.csv')))
+    assert rows[0][:3] == ['domain', 'mAP50', 'images'] and len(rows) == 3
+    with pytest.raises(SystemExit, match='--slide is for segmentation'):
+        cross_domain_eval([config, str(ckpt), '--slide'])
