@@ -1,11 +1,13 @@
-"""Evaluate one checkpoint on several target domains: per-domain mIoU, per-class IoU, overlays.
+"""Evaluate one checkpoint on several target domains: per-domain mIoU, per-class IoU, overlays; for a
+detection config (``task = 'det'``), per-domain VOC mAP@0.5 (11-point) and per-class AP.
 
     python tools/cross_domain_eval.py CONFIG CHECKPOINT [--targets realistic night ...] [--out-dir DIR]
         [--slide --crop 512 --stride 341] [--overlays 4] [--batch-size 4]
 
 Targets are the names of the config's ``target_datasets`` dict (default: all of them). Writes
 ``results.md`` (markdown tables), ``results.csv`` and ``results.json`` to the output folder. Works with
-full checkpoints and with adapter-only ones (the config's ``pretrained`` backbone is rebuilt first).
+full checkpoints, adapter-only ones (the config's ``pretrained`` backbone is rebuilt first) and merged
+ones from ``tools/merge_adapters.py`` (evaluated on the config without adapters).
 """
 import argparse
 import csv
@@ -15,6 +17,7 @@ import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from mmdg.utils.tool_config import input_errors_as_messages  # noqa: E402
 
 
 def per_class_table(results):
@@ -25,6 +28,37 @@ def per_class_table(results):
         cells = [results[n]['per_class'][c] for n in names]
         rows.append(f'| {c} | ' + ' | '.join('-' if v != v else f'{v:.2f}' for v in cells) + ' |')
     return '\n'.join(rows)
+
+
+def eval_detector(cfg, args, targets, out_dir):
+    """The detection branch: same command line, VOC mAP@0.5 per domain (no sliding window, no overlays)."""
+    if args.slide:
+        raise SystemExit('--slide is for segmentation configs; this is a detection config')
+    from mmdet.apis import init_detector
+    from mmdg.evaluation import evaluate_det_domains, map_table, per_class_ap_table
+    model = build_checked(cfg, args, init_detector)
+    results = evaluate_det_domains(model, targets, batch_size=args.batch_size)
+    table = map_table(results)
+    write_results(out_dir, args, results, 'mAP', 'mAP50',
+                  f'{table}\n\n## Per-class AP@0.5\n\n{per_class_ap_table(results)}\n')
+    print(table)
+    print(f'\nwritten to {out_dir}: results.md, results.csv, results.json')
+
+
+def write_results(out_dir, args, results, key, csv_name, markdown):
+    """``results.md`` (``markdown``), ``results.json`` and ``results.csv`` (domain, ``results[d][key]``,
+    images, per-class values) in ``out_dir``."""
+    os.makedirs(out_dir, exist_ok=True)
+    with open(osp.join(out_dir, 'results.md'), 'w') as f:
+        f.write(markdown)
+    with open(osp.join(out_dir, 'results.json'), 'w') as f:
+        json.dump(dict(config=args.config, checkpoint=args.checkpoint, results=results), f, indent=1)
+    with open(osp.join(out_dir, 'results.csv'), 'w', newline='') as f:
+        classes = list(next(iter(results.values()))['per_class'])
+        writer = csv.writer(f)
+        writer.writerow(['domain', csv_name, 'images', *classes])
+        for name, r in results.items():
+            writer.writerow([name, f'{r[key]:.4f}', r['num_images'], *(f'{r["per_class"][c]:.4f}' for c in classes)])
 
 
 def main(argv=None):
@@ -44,6 +78,25 @@ def main(argv=None):
     for path in (args.config, args.checkpoint):
         if not osp.isfile(path):
             raise SystemExit(f'{path} does not exist')
+    with input_errors_as_messages():
+        evaluate(args)
+
+
+def build_checked(cfg, args, init):
+    """``init(cfg, None, device=...)`` (mmseg's ``init_model`` / mmdet's ``init_detector``), then the
+    checkpoint loaded with a clear error if it does not fit. A checkpoint written by
+    ``tools/merge_adapters.py`` (``meta.merged_from``) is loaded into the config without adapters."""
+    from mmdg.utils.checkpoint import fit_config_to_checkpoint, load_checked, safe_torch_load
+    ckpt = safe_torch_load(args.checkpoint)
+    fit_config_to_checkpoint(cfg.model, ckpt, args.checkpoint)
+    model = init(cfg, None, device=args.device)
+    meta = load_checked(model, args.checkpoint, ckpt)
+    if meta.get('dataset_meta'):
+        model.dataset_meta = meta['dataset_meta']
+    return model.eval()
+
+
+def evaluate(args):
     from mmengine.config import Config
     from mmseg.apis import init_model
     from mmdg.evaluation import domain_table, evaluate_domains
@@ -56,26 +109,19 @@ def main(argv=None):
     unknown = [t for t in targets if t not in available]
     if unknown:
         raise SystemExit(f'unknown target(s) {unknown}; {args.config} defines {sorted(available)}')
+    out_dir = args.out_dir or osp.join(osp.dirname(osp.abspath(args.checkpoint)), 'cross_domain')
+    if cfg.get('task') == 'det':
+        return eval_detector(cfg, args, {t: available[t] for t in targets}, out_dir)
     if args.slide:
         two = lambda v: tuple(v) if len(v) == 2 else (v[0], v[0])  # noqa: E731
         cfg.model.test_cfg = dict(mode='slide', crop_size=two(args.crop), stride=two(args.stride))
-    model = init_model(cfg, args.checkpoint, device=args.device)
-    out_dir = args.out_dir or osp.join(osp.dirname(osp.abspath(args.checkpoint)), 'cross_domain')
+    model = build_checked(cfg, args, init_model)
     os.makedirs(out_dir, exist_ok=True)
     results = evaluate_domains(model, {t: available[t] for t in targets}, batch_size=args.batch_size,
                                overlay_dir=osp.join(out_dir, 'overlays') if args.overlays else None,
                                num_overlays=args.overlays)
     table = domain_table(results)
-    with open(osp.join(out_dir, 'results.md'), 'w') as f:
-        f.write(f'{table}\n\n## Per-class IoU\n\n{per_class_table(results)}\n')
-    with open(osp.join(out_dir, 'results.json'), 'w') as f:
-        json.dump(dict(config=args.config, checkpoint=args.checkpoint, results=results), f, indent=1)
-    with open(osp.join(out_dir, 'results.csv'), 'w', newline='') as f:
-        classes = list(next(iter(results.values()))['per_class'])
-        writer = csv.writer(f)
-        writer.writerow(['domain', 'mIoU', 'images', *classes])
-        for name, r in results.items():
-            writer.writerow([name, f'{r["mIoU"]:.4f}', r['num_images'], *(f'{r["per_class"][c]:.4f}' for c in classes)])
+    write_results(out_dir, args, results, 'mIoU', 'mIoU', f'{table}\n\n## Per-class IoU\n\n{per_class_table(results)}\n')
     print(table)
     print(f'\nwritten to {out_dir}: results.md, results.csv, results.json' +
           (', overlays/' if args.overlays else ''))

@@ -12,7 +12,7 @@ from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmdg.utils.tool_config import apply_amp, load_tool_config  # noqa: E402
+from mmdg.utils.tool_config import apply_amp, input_errors_as_messages, load_tool_config  # noqa: E402
 
 
 def parse_args():
@@ -34,11 +34,19 @@ def parse_args():
 
 def main():
     args = parse_args()
+    with input_errors_as_messages():
+        train(args)
+
+
+def train(args):
     cfg = load_tool_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     if args.amp:
         apply_amp(cfg, args.amp)
-    if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
+    if args.resume == 'auto':  # the newest complete checkpoint of the work dir (none: start afresh)
+        from mmdg.utils.checkpoint import find_resumable_checkpoint
+        cfg.resume, cfg.load_from = True, find_resumable_checkpoint(cfg.work_dir)
+        print(f'resuming from {cfg.load_from}' if cfg.load_from else f'nothing to resume in {cfg.work_dir}: '
+              'starting from iteration 0')
     elif args.resume:
         cfg.resume, cfg.load_from = True, args.resume
     runner = Runner.from_cfg(cfg)

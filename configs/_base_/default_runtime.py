@@ -15,5 +15,7 @@ log_processor = dict(by_epoch=False)
 log_level = 'INFO'
 load_from = None
 resume = False
-# Adds adapters' auxiliary losses (CLoRA's loss_sade) to the loss; a no-op for the other methods.
-custom_hooks = [dict(type='AdapterAuxLossHook')]
+# Adds adapters' auxiliary losses (CLoRA's loss_sade) to the loss (a no-op for the other methods);
+# stops at the first NaN/inf loss, naming the iteration, before a bad checkpoint is written; keeps torch's
+# random state in checkpoints so that --resume continues the exact run.
+custom_hooks = [dict(type='AdapterAuxLossHook'), dict(type='NonFiniteLossHook'), dict(type='RNGStateCheckpointHook')]

@@ -1,7 +1,9 @@
 from mmdg.utils.checkpoint import CheckpointError, UnsafeCheckpointError, safe_torch_load
 
-from .hooks import AdapterAuxLossHook, AdapterCheckpointHook, WeightDecayLoggerHook
+from .hooks import (AdapterAuxLossHook, AdapterCheckpointHook, NonFiniteLossError, NonFiniteLossHook,
+                    RNGStateCheckpointHook, WeightDecayLoggerHook)
 from .optim import ZERO_DECAY_KEYS, AnnealedWeightDecay, DGOptimWrapperConstructor
 
 __all__ = ['CheckpointError', 'UnsafeCheckpointError', 'safe_torch_load', 'AdapterAuxLossHook', 'AdapterCheckpointHook',
-           'WeightDecayLoggerHook', 'DGOptimWrapperConstructor', 'AnnealedWeightDecay', 'ZERO_DECAY_KEYS']
+           'WeightDecayLoggerHook', 'NonFiniteLossHook', 'NonFiniteLossError', 'RNGStateCheckpointHook',
+           'DGOptimWrapperConstructor', 'AnnealedWeightDecay', 'ZERO_DECAY_KEYS']

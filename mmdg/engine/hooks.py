@@ -1,4 +1,6 @@
 """Training hooks of mmdg."""
+import math
+
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
@@ -57,3 +59,73 @@ class WeightDecayLoggerHook(Hook):
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         groups = runner.optim_wrapper.param_groups
         runner.message_hub.update_scalar('train/weight_decay', max(g.get('weight_decay', 0.0) for g in groups))
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+@HOOKS.register_module()
+class NonFiniteLossHook(Hook):
+    """Stops training at the first iteration whose loss is NaN or infinite, naming the iteration, the
+    loss terms that went bad and the last checkpoint on disk.
+
+    It runs before the checkpoint and EMA hooks of the same iteration, so the weights that saw the bad
+    step are never saved: the last checkpoint stays the last good one. (mmdet's ``CheckInvalidLossHook``
+    only checks every ``interval`` iterations, with a bare assertion.)
+    """
+
+    priority = 'VERY_HIGH'
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        if not outputs or 'loss' not in outputs:
+            return
+        loss = float(outputs['loss'])
+        if math.isfinite(loss):
+            return
+        bad = ', '.join(f'{k}={float(v):.4g}' for k, v in outputs.items()
+                        if k.startswith('loss') and k != 'loss' and not math.isfinite(float(v)))
+        last = runner.message_hub.get_info('last_ckpt')
+        raise NonFiniteLossError(
+            f'training stopped: the loss is {loss} at iteration {runner.iter + 1}'
+            + (f' ({bad})' if bad else '') + '. '
+            + (f'The last good checkpoint is {last}; resume from it with --resume after lowering the learning '
+               'rate or switching fp16 to bf16.' if last else 'No checkpoint had been written yet.'))
+
+
+@HOOKS.register_module()
+class RNGStateCheckpointHook(Hook):
+    """Makes ``--resume`` continue the exact run: saves torch's random state (CPU and CUDA) in every
+    checkpoint and restores it when training resumes, just before the loop starts.
+
+    mmengine re-seeds on resume and replays the data loader up to the resumed iteration, which reproduces
+    the data pipeline's numpy / Python random draws, but not the model's own torch draws (dropout, drop
+    path, Mask2Former's point sampling) of the iterations already run: without this hook a resumed run
+    diverges from an uninterrupted one from its first iteration.
+    """
+
+    priority = 'VERY_LOW'
+    KEY = 'mmdg_torch_rng_state'
+
+    def __init__(self):
+        self._pending = None
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        import torch
+        checkpoint[self.KEY] = dict(cpu=torch.get_rng_state(),
+                                    cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        if getattr(runner, '_resume', False):  # not for load_from (fine-tuning from a checkpoint)
+            self._pending = checkpoint.get(self.KEY)
+
+    def before_train(self, runner) -> None:
+        import torch
+        if self._pending is None:
+            return
+        torch.set_rng_state(self._pending['cpu'])
+        cuda = self._pending['cuda']
+        if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+        runner.logger.info('torch random state restored from the resumed checkpoint')
+        self._pending = None

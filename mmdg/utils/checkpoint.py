@@ -9,13 +9,18 @@ Importing this module (``mmdg.registry`` does) installs the loader.
 """
 from __future__ import annotations
 
+import glob
+import os
 import os.path as osp
 import pickle
 import re
-from typing import Any, List
+import tempfile
+import zipfile
+from typing import IO, Any, Callable, List
 
 import numpy as np
 import torch
+from mmengine.fileio import LocalBackend, register_backend
 from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
@@ -92,16 +97,15 @@ def _load_from_local(filename: str, map_location: Any) -> Any:
 CheckpointLoader.register_scheme(prefixes='', force=True)(_load_from_local)
 
 
-def atomic_save(obj: Any, path: str) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename: a crash never leaves a
-    half-written file under ``path``."""
-    import os
-    import tempfile
+def atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> None:
+    """``write(f)`` into a temporary file in the folder of ``path``, flushed to disk, then renamed over
+    ``path``: a crash or a SIGKILL at any moment leaves either the old file or the complete new one."""
     folder = osp.dirname(osp.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix='.pth', dir=folder)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix=osp.splitext(path)[1] or '.tmp', dir=folder)
     try:
         with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -109,3 +113,112 @@ def atomic_save(obj: Any, path: str) -> None:
         if osp.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def atomic_save(obj: Any, path: str) -> None:
+    """``torch.save`` through :func:`atomic_write`."""
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+class AtomicLocalBackend(LocalBackend):
+    """mmengine's local file backend with atomic writes. mmengine saves checkpoints and the
+    ``last_checkpoint`` pointer through ``put``/``put_text``, which open the target and write in place, so
+    a run killed while saving left a truncated ``iter_N.pth`` (and maybe a pointer to it)."""
+
+    def put(self, obj: bytes, filepath) -> None:
+        atomic_write(str(filepath), lambda f: f.write(obj))
+
+    def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
+        atomic_write(str(filepath), lambda f: f.write(obj.encode(encoding)))
+
+
+# Replaces the backend of local paths for every mmengine save (checkpoints, last_checkpoint, dumps).
+register_backend('local', AtomicLocalBackend, force=True, prefixes='')
+
+
+def check_state_dict_fits(model: torch.nn.Module, state: dict, source: str) -> None:
+    """Raise :class:`CheckpointError` if ``state`` has keys the model lacks or tensors of another shape
+    (a checkpoint of another architecture). Missing keys are allowed: adapter-only checkpoints hold
+    only the trained parameters, the rest comes from the pre-trained backbone."""
+    own = model.state_dict()
+    unexpected = sorted(k for k in state if k not in own)
+    wrong = [f'{k}: {tuple(v.shape)} in the checkpoint, {tuple(own[k].shape)} in the model'
+             for k, v in state.items() if k in own and torch.is_tensor(v) and v.shape != own[k].shape]
+    if unexpected or wrong:
+        parts = []
+        if unexpected:
+            parts.append(f'{len(unexpected)} key(s) the model does not have, e.g. {unexpected[:3]}')
+        if wrong:
+            parts.append(f'{len(wrong)} tensor(s) of another shape, e.g. {wrong[:2]}')
+        raise CheckpointError(f'{source} does not fit this model ({type(model).__name__}): ' + '; '.join(parts)
+                              + '. Is it a checkpoint of another config?')
+
+
+def load_checked(model: torch.nn.Module, checkpoint: str, ckpt: Any = None) -> dict:
+    """Load ``checkpoint`` (safely, see :func:`safe_torch_load`; or its already loaded content ``ckpt``)
+    into ``model`` after :func:`check_state_dict_fits`; returns the checkpoint's ``meta`` (empty if none)."""
+    if ckpt is None:
+        ckpt = safe_torch_load(checkpoint)
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise CheckpointError(f'{checkpoint} holds no state dict of tensors')
+    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}  # DDP-saved
+    check_state_dict_fits(model, state, checkpoint)
+    model.load_state_dict(state, strict=False)
+    return ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
+
+
+def fit_config_to_checkpoint(model_cfg: Any, ckpt: Any, source: str = '') -> dict:
+    """Adjust a model config (in place) to what ``ckpt`` holds; returns its ``meta``.
+
+    - a full checkpoint holds every backbone weight: the ``pretrained`` file is not read (nor needed);
+    - an adapter-only one (``meta.mmdg_adapter_only``) loads over the ``pretrained`` backbone;
+    - a merged one (``meta.merged_from``, from ``tools/merge_adapters.py``) loads into the model without
+      adapters.
+    """
+    meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
+    backbone = model_cfg.get('backbone')
+    if backbone is None:
+        return meta
+    if meta.get('merged_from') and backbone.get('adapter'):
+        print(f'{source or "the checkpoint"} holds merged weights: the model is built without adapters')
+        backbone['adapter'] = None
+    if not meta.get('mmdg_adapter_only') and 'pretrained' in backbone:
+        backbone['pretrained'] = None
+    return meta
+
+
+def is_complete_checkpoint(path: str) -> bool:
+    """Whether ``path`` is a whole ``torch.save`` zip archive (its central directory, written last, is
+    readable): cheap, and false for a file cut short by a kill."""
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return bool(z.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def find_resumable_checkpoint(work_dir: str) -> Any:
+    """The checkpoint ``--resume`` should continue from: the one ``work_dir/last_checkpoint`` names if it
+    is complete, else the newest complete ``iter_*.pth`` / ``epoch_*.pth`` (None if there is none).
+    Guards against a pointer that is empty or names a file cut short (runs killed while saving with
+    mmengine's non-atomic writer, before mmdg's atomic one)."""
+
+    candidates = []
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            named = f.read().strip()
+        if named:
+            candidates.append(named)
+
+    def step(p):
+        m = re.search(r'(?:iter|epoch)_(\d+)\.pth$', p)
+        return int(m.group(1)) if m else -1
+    found = glob.glob(osp.join(work_dir, 'iter_*.pth')) + glob.glob(osp.join(work_dir, 'epoch_*.pth'))
+    candidates += sorted(found, key=step, reverse=True)
+    for path in candidates:
+        if osp.isfile(path) and is_complete_checkpoint(path):
+            return path
+    return None

@@ -33,5 +33,7 @@ default_hooks = dict(
 custom_hooks = [
     dict(type='AdapterAuxLossHook'),  # CLoRA's SADE loss; a no-op for the other methods
     dict(type='WeightDecayLoggerHook'),
+    dict(type='NonFiniteLossHook'),  # stop at the first NaN/inf loss, before a bad checkpoint is written
+    dict(type='RNGStateCheckpointHook'),  # --resume continues the exact run (dropout, point sampling)
 ]
 randomness = dict(seed=0)

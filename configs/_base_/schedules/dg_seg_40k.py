@@ -31,6 +31,8 @@ default_hooks = dict(
 custom_hooks = [
     dict(type='AdapterAuxLossHook'),  # CLoRA's SADE loss; a no-op for the other methods
     dict(type='WeightDecayLoggerHook'),
+    dict(type='NonFiniteLossHook'),  # stop at the first NaN/inf loss, before a bad checkpoint is written
+    dict(type='RNGStateCheckpointHook'),  # --resume continues the exact run (dropout, point sampling)
     dict(type='EMAHook', ema_type='ExponentialMovingAverage', momentum=2e-4, update_buffers=True, priority=49),
 ]
 randomness = dict(seed=0)

@@ -1,0 +1,184 @@
+"""Hostile and broken input through the command-line tools: each case ends with one specific message
+(no traceback), exit status 1 and no partial output. docs/reliability.md lists the same cases."""
+import os
+import pickle
+import subprocess
+import sys
+
+import cv2
+import pytest
+import torch
+from mmengine.config import Config
+
+from conftest import REPO
+from mmdg.apis.demo import demo_config
+
+ENV = {**os.environ, 'OMP_NUM_THREADS': '2'}
+
+
+def _tool(*args):
+    res = subprocess.run([sys.executable, *map(str, args)], cwd=REPO, env=ENV, capture_output=True, text=True,
+                         timeout=600)
+    return res.returncode, res.stdout + res.stderr
+
+
+def _clean_failure(code, out, *expected):
+    assert code == 1, out[-3000:]
+    assert 'Traceback' not in out, out[-3000:]
+    for text in expected:
+        assert text in out, out[-3000:]
+
+
+def _checked_cfg(tmp_path, root, **kw):
+    """The demo config on the layout under ``root``, with mmdg's checked loaders and dataset class."""
+    cfg = demo_config('lora', data_root=root, work_dir=str(tmp_path / 'work'), max_iters=2, num_workers=0, **kw)
+    cfg.train_dataloader.batch_size = 2
+    cfg.train_cfg.val_begin = 3
+    for t in cfg.train_dataloader.dataset.pipeline:
+        t.type = {'LoadImageFromFile': 'LoadImageChecked', 'LoadAnnotations': 'LoadAnnotationsChecked'}.get(t.type, t.type)
+    cfg.train_dataloader.dataset.type = 'CityscapesDGDataset'
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None  # the layouts here hold a training split only
+    path = tmp_path / 'cfg.py'
+    cfg.dump(str(path))
+    return str(path), cfg
+
+
+@pytest.fixture
+def small_layout(tmp_path):
+    from mmdg.datasets.synthetic import write_cityscapes_layout
+    root = tmp_path / 'data'
+    write_cityscapes_layout(str(root), domains=('source',), splits=dict(train=4), progress=False)
+    return root
+
+
+def _files(root, pattern):
+    return sorted((root / 'source').rglob(pattern))
+
+
+def test_typo_in_a_module_name(tmp_path):
+    cfg = tmp_path / 'typo.py'
+    cfg.write_text(f"_base_ = {os.path.join(REPO, 'configs/demo/full.py')!r}\nmodel = dict(backbone=dict(type='TimmVit'))\n")
+    _clean_failure(*_tool('tools/train.py', cfg, '--work-dir', tmp_path / 'w'), 'TimmVit is not in the mmdg::model registry')
+
+
+def test_adapter_that_matches_nothing(tmp_path):
+    cfg = tmp_path / 'nomatch.py'
+    cfg.write_text(f"_base_ = {os.path.join(REPO, 'configs/demo/lora.py')!r}\n"
+                   "model = dict(backbone=dict(adapter=dict(targets=('attn.qkvv',))))\n")
+    _clean_failure(*_tool('tools/train.py', cfg, '--work-dir', tmp_path / 'w'), "['attn.qkvv']", 'matched no nn.Linear')
+
+
+def test_rank_larger_than_the_matrix(tmp_path):
+    cfg = tmp_path / 'rank.py'
+    cfg.write_text(f"_base_ = {os.path.join(REPO, 'configs/demo/sora.py')!r}\n"
+                   "model = dict(backbone=dict(adapter=dict(r=4096)))\n")
+    code, out = _tool('tools/train.py', cfg, '--work-dir', tmp_path / 'w')
+    _clean_failure(code, out, '4096')
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory, demo_data):
+    tmp = tmp_path_factory.mktemp('trained')
+    cfg = demo_config('lora', data_root=demo_data, work_dir=str(tmp / 'work'), max_iters=1, num_workers=0)
+    cfg.train_dataloader.batch_size = 2
+    cfg.train_cfg.val_begin = 2
+    cfg.dump(str(tmp / 'cfg.py'))
+    from mmengine.runner import Runner
+    Runner.from_cfg(cfg).train()
+    return str(tmp / 'cfg.py'), tmp / 'work' / 'iter_1.pth'
+
+
+def test_checkpoint_of_another_architecture(tmp_path, trained):
+    cfg, ckpt = trained
+    other = Config.fromfile(cfg)
+    other.model.backbone.model_kwargs.embed_dim = 96  # a narrower ViT: same keys, other shapes
+    other.model.backbone.model_kwargs.num_heads = 2
+    other.model.decode_head.in_channels = [96] * len(other.model.decode_head.in_channels)
+    other.dump(str(tmp_path / 'other.py'))
+    out_dir = tmp_path / 'eval'
+    _clean_failure(*_tool('tools/cross_domain_eval.py', tmp_path / 'other.py', ckpt, '--out-dir', out_dir),
+                   'does not fit this model', 'of another shape')
+    assert not out_dir.exists()
+    _clean_failure(*_tool('tools/test.py', tmp_path / 'other.py', ckpt, '--work-dir', tmp_path / 't'),
+                   'does not fit this model')
+
+
+def test_truncated_checkpoint(tmp_path, trained):
+    cfg, ckpt = trained
+    cut = tmp_path / 'cut.pth'
+    data = ckpt.read_bytes()
+    cut.write_bytes(data[:len(data) // 3])
+    _clean_failure(*_tool('tools/cross_domain_eval.py', cfg, cut, '--out-dir', tmp_path / 'eval'), 'truncated')
+    _clean_failure(*_tool('tools/test.py', cfg, cut, '--work-dir', tmp_path / 't'), 'truncated')
+
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, 'w'))  # would create the marker file while unpickling
+
+
+def test_pickle_carrying_code(tmp_path, trained):
+    cfg, _ = trained
+    marker = tmp_path / 'pwned'
+    evil = tmp_path / 'evil.pth'
+    torch.save(dict(state_dict={}, payload=_RunsCode(str(marker))), evil, pickle_protocol=pickle.DEFAULT_PROTOCOL)
+    for tool in (['tools/cross_domain_eval.py', cfg, evil, '--out-dir', tmp_path / 'e'],
+                 ['tools/merge_adapters.py', cfg, evil, tmp_path / 'm.pth']):
+        _clean_failure(*_tool(*tool), 'refusing to load checkpoint')
+    assert not marker.exists()
+
+
+def test_missing_label_files(tmp_path, small_layout):
+    for p in _files(small_layout, '*_gtFine_labelTrainIds.png')[:2]:
+        p.unlink()
+    cfg, _ = _checked_cfg(tmp_path, str(small_layout))
+    _clean_failure(*_tool('tools/train.py', cfg), '2 of 4 label files are missing')
+    assert not list((tmp_path / 'work').glob('*.pth'))
+
+
+def test_label_value_out_of_range(tmp_path, small_layout):
+    label = _files(small_layout, '*_gtFine_labelTrainIds.png')[0]
+    seg = cv2.imread(str(label), cv2.IMREAD_UNCHANGED)
+    seg[:4, :4] = 33
+    cv2.imwrite(str(label), seg)
+    cfg, _ = _checked_cfg(tmp_path, str(small_layout))
+    code, out = _tool('tools/train.py', cfg, '--cfg-options', 'train_dataloader.num_workers=1',
+                      'train_dataloader.persistent_workers=False')  # the error crosses a worker process
+    _clean_failure(code, out, 'LabelValueError', label.name, 'label value(s) [33]')
+    assert not list((tmp_path / 'work').glob('*.pth'))
+
+
+def test_image_that_cannot_be_decoded(tmp_path, small_layout):
+    img = _files(small_layout, '*_leftImg8bit.png')[0]
+    img.write_bytes(img.read_bytes()[:100])  # a download cut short
+    cfg, _ = _checked_cfg(tmp_path, str(small_layout))
+    _clean_failure(*_tool('tools/train.py', cfg), 'ImageDecodeError', img.name, 'cannot be decoded')
+
+
+def test_nan_loss_stops_with_the_iteration_and_keeps_the_last_good_checkpoint(tmp_path, small_layout):
+    cfg, _ = _checked_cfg(tmp_path, str(small_layout))
+    code, out = _tool('tools/train.py', cfg)  # iterations 1-2, checkpoint iter_2.pth
+    assert code == 0, out[-3000:]
+    good = tmp_path / 'work' / 'iter_2.pth'
+    before = good.read_bytes()
+    # from iteration 3 on, std 0 turns every input into inf: the loss becomes NaN
+    code, out = _tool('tools/train.py', cfg, '--resume', '--cfg-options', 'train_cfg.max_iters=4',
+                      'default_hooks.checkpoint.interval=1', 'model.data_preprocessor.std=[0,0,0]')
+    _clean_failure(code, out, 'NonFiniteLossError', 'at iteration 3', f'last good checkpoint is {good}')
+    assert good.read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / 'work').glob('*.pth')) == ['iter_2.pth']
+    assert (tmp_path / 'work' / 'last_checkpoint').read_text().strip() == str(good)
+
+
+def test_layout_without_images(tmp_path):
+    (tmp_path / 'empty' / 'source' / 'leftImg8bit').mkdir(parents=True)
+    cfg, _ = _checked_cfg(tmp_path, str(tmp_path / 'empty'))
+    _clean_failure(*_tool('tools/train.py', cfg), 'DatasetLayoutError', 'does not exist')
+
+
+def test_config_file_that_does_not_exist(tmp_path):
+    code, out = _tool('tools/train.py', tmp_path / 'nope.py')
+    assert code != 0 and 'nope.py does not exist' in out and 'Traceback' not in out
