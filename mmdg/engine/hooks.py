@@ -61,6 +61,11 @@ class WeightDecayLoggerHook(Hook):
         runner.message_hub.update_scalar('train/weight_decay', max(g.get('weight_decay', 0.0) for g in groups))
 
 
+def _scalar(value) -> float:
+    # .item(): no autograd warning; no extra GPU sync either (mmengine's RuntimeInfoHook .item()s every loss)
+    return value.item() if hasattr(value, 'item') else float(value)
+
+
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite."""
 
@@ -80,11 +85,11 @@ class NonFiniteLossHook(Hook):
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if not outputs or 'loss' not in outputs:
             return
-        loss = float(outputs['loss'])
+        loss = _scalar(outputs['loss'])
         if math.isfinite(loss):
             return
-        bad = ', '.join(f'{k}={float(v):.4g}' for k, v in outputs.items()
-                        if k.startswith('loss') and k != 'loss' and not math.isfinite(float(v)))
+        bad = ', '.join(f'{k}={_scalar(v):.4g}' for k, v in outputs.items()
+                        if k.startswith('loss') and k != 'loss' and not math.isfinite(_scalar(v)))
         last = runner.message_hub.get_info('last_ckpt')
         raise NonFiniteLossError(
             f'training stopped: the loss is {loss} at iteration {runner.iter + 1}'
