@@ -83,17 +83,11 @@ def main(argv=None):
 
 
 def build_checked(cfg, args, init):
-    """``init(cfg, None, device=...)`` (mmseg's ``init_model`` / mmdet's ``init_detector``), then the
-    checkpoint loaded with a clear error if it does not fit. A checkpoint written by
-    ``tools/merge_adapters.py`` (``meta.merged_from``) is loaded into the config without adapters."""
-    from mmdg.utils.checkpoint import fit_config_to_checkpoint, load_checked, safe_torch_load
-    ckpt = safe_torch_load(args.checkpoint)
-    fit_config_to_checkpoint(cfg.model, ckpt, args.checkpoint)
-    model = init(cfg, None, device=args.device)
-    meta = load_checked(model, args.checkpoint, ckpt)
-    if meta.get('dataset_meta'):
-        model.dataset_meta = meta['dataset_meta']
-    return model.eval()
+    """mmseg's ``init_model`` / mmdet's ``init_detector`` without weights, then the checkpoint loaded
+    through :func:`mmdg.utils.checkpoint.build_and_load` (full, adapter-only or merged; a checkpoint
+    that does not fit is an error)."""
+    from mmdg.utils.checkpoint import build_and_load
+    return build_and_load(cfg.model, args.checkpoint, lambda: init(cfg, None, device=args.device)).eval()
 
 
 def evaluate(args):

@@ -8,7 +8,7 @@ from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmdg.utils.checkpoint import fit_config_to_checkpoint, load_checked, safe_torch_load  # noqa: E402
+from mmdg.utils.checkpoint import build_and_load  # noqa: E402
 from mmdg.utils.tool_config import input_errors_as_messages, load_tool_config  # noqa: E402
 
 
@@ -30,14 +30,14 @@ def main():
     with input_errors_as_messages():
         # loaded here rather than through cfg.load_from: mmengine only warns about a checkpoint that does not
         # fit, and this also handles full (no pretrained file needed), adapter-only and merged checkpoints
-        ckpt = safe_torch_load(args.checkpoint)
-        fit_config_to_checkpoint(cfg.model, ckpt, args.checkpoint)
-        runner = Runner.from_cfg(cfg)
-        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
-        meta = load_checked(model, args.checkpoint, ckpt)
-        if meta.get('dataset_meta'):
-            model.dataset_meta = meta['dataset_meta']
-        runner.test()
+        runners = []
+
+        def build():
+            runners.append(Runner.from_cfg(cfg))
+            model = runners[0].model
+            return model.module if hasattr(model, 'module') else model
+        build_and_load(cfg.model, args.checkpoint, build)
+        runners[0].test()
 
 
 if __name__ == '__main__':

@@ -10,8 +10,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from mmdg.adapters import adapter_modules, merge_adapters
-from mmdg.utils.checkpoint import (CheckpointError, atomic_save, fit_config_to_checkpoint, load_checked,
-                                   safe_torch_load)
+from mmdg.utils.checkpoint import CheckpointError, atomic_save, build_and_load
 
 
 class MergeMismatchError(CheckpointError):
@@ -19,22 +18,22 @@ class MergeMismatchError(CheckpointError):
 
 
 def build_model(cfg: Config, checkpoint: Optional[str] = None) -> torch.nn.Module:
-    """The config's model in eval mode, with ``checkpoint`` loaded (see
-    :func:`mmdg.utils.checkpoint.fit_config_to_checkpoint`); one that does not fit is a CheckpointError."""
+    """The config's model in eval mode, with ``checkpoint`` loaded through
+    :func:`mmdg.utils.checkpoint.build_and_load`; without a checkpoint, no ``pretrained`` file is read
+    (the caller loads every weight)."""
     init_default_scope(cfg.get('default_scope', 'mmdg'))
     from mmdg.registry import MODELS
     cfg = copy.deepcopy(cfg)
-    ckpt = None
+
+    def build():
+        model = MODELS.build(cfg.model)
+        model.init_weights()
+        return model
     if checkpoint is not None:
-        ckpt = safe_torch_load(checkpoint)
-        fit_config_to_checkpoint(cfg.model, ckpt, checkpoint)
-    elif 'backbone' in cfg.model:
-        cfg.model.backbone.pretrained = None  # weights come from the caller
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    if ckpt is not None:
-        load_checked(model, checkpoint, ckpt)
-    return model.eval()
+        return build_and_load(cfg.model, checkpoint, build).eval()
+    if 'backbone' in cfg.model:
+        cfg.model.backbone.pretrained = None
+    return build().eval()
 
 
 def _outputs(model, inputs) -> list:

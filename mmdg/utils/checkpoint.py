@@ -222,3 +222,17 @@ def find_resumable_checkpoint(work_dir: str) -> Any:
         if osp.isfile(path) and is_complete_checkpoint(path):
             return path
     return None
+
+
+def build_and_load(model_cfg: Any, checkpoint: str, build: Callable[[], torch.nn.Module]) -> torch.nn.Module:
+    """The one path by which the tools (test, cross-domain evaluation, merging) load a trained model:
+    read ``checkpoint`` safely, :func:`fit_config_to_checkpoint` ``model_cfg`` (in place), call ``build()``
+    for the module to load into, then :func:`load_checked`; the checkpoint's ``dataset_meta`` (class
+    names, palette) is set on the module when it has one."""
+    ckpt = safe_torch_load(checkpoint)
+    fit_config_to_checkpoint(model_cfg, ckpt, checkpoint)
+    model = build()
+    meta = load_checked(model, checkpoint, ckpt)
+    if meta.get('dataset_meta'):
+        model.dataset_meta = meta['dataset_meta']
+    return model
