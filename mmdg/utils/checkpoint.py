@@ -154,14 +154,20 @@ def check_state_dict_fits(model: torch.nn.Module, state: dict, source: str) -> N
                               + '. Is it a checkpoint of another config?')
 
 
-def load_checked(model: torch.nn.Module, checkpoint: str, ckpt: Any = None) -> dict:
-    """Load ``checkpoint`` (safely, see :func:`safe_torch_load`; or its already loaded content ``ckpt``)
-    into ``model`` after :func:`check_state_dict_fits`; returns the checkpoint's ``meta`` (empty if none)."""
-    if ckpt is None:
-        ckpt = safe_torch_load(checkpoint)
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
-        raise CheckpointError(f'{checkpoint} holds no state dict of tensors')
+def unwrap_state_dict(ckpt: Any, source: str = 'the checkpoint') -> dict:
+    """The tensor dict inside a checkpoint (``state_dict`` / ``model`` / ``module`` / ``model_ema`` or flat)."""
+    for key in ('state_dict', 'model', 'module', 'model_ema'):
+        if isinstance(ckpt, dict) and isinstance(ckpt.get(key), dict):
+            return unwrap_state_dict(ckpt[key], source)
+    if not isinstance(ckpt, dict) or not all(torch.is_tensor(v) for v in ckpt.values()):
+        raise CheckpointError(f'no tensor state dict found in {source}')
+    return ckpt
+
+
+def load_checked(model: torch.nn.Module, checkpoint: str, ckpt: Any) -> dict:
+    """Load ``ckpt`` (the content of the file ``checkpoint``, read by :func:`safe_torch_load`) into
+    ``model`` after :func:`check_state_dict_fits`; returns the checkpoint's ``meta`` (empty if none)."""
+    state = unwrap_state_dict(ckpt, checkpoint)
     state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}  # DDP-saved
     check_state_dict_fits(model, state, checkpoint)
     model.load_state_dict(state, strict=False)

@@ -14,7 +14,7 @@ import timm
 import torch
 from torch import nn
 
-from mmdg.utils.checkpoint import CheckpointError, safe_torch_load
+from mmdg.utils.checkpoint import CheckpointError, safe_torch_load, unwrap_state_dict  # noqa: F401 (re-exported)
 
 #: mmdg architecture names -> timm model names. Any timm model name is accepted as well.
 ARCHS = {
@@ -57,16 +57,6 @@ def _filter_fn(model: nn.Module):
     else:
         from timm.models.vision_transformer import checkpoint_filter_fn
     return checkpoint_filter_fn
-
-
-def unwrap_state_dict(ckpt: Dict) -> Dict[str, torch.Tensor]:
-    """The tensor dict inside a checkpoint (``state_dict`` / ``model`` / ``module`` / ``model_ema`` or flat)."""
-    for key in ('state_dict', 'model', 'module', 'model_ema'):
-        if isinstance(ckpt, dict) and isinstance(ckpt.get(key), dict):
-            return unwrap_state_dict(ckpt[key])
-    if not isinstance(ckpt, dict) or not all(isinstance(v, torch.Tensor) for v in ckpt.values()):
-        raise CheckpointError('no tensor state dict found in the checkpoint')
-    return ckpt
 
 
 def convert_to_timm(state_dict: Dict[str, torch.Tensor], model: nn.Module) -> Dict[str, torch.Tensor]:
