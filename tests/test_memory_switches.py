@@ -101,7 +101,7 @@ def test_memory_estimate_sees_checkpointing_and_bf16(tmp_path):
     from test_dg_seg_configs import shrink
     sys.path.insert(0, osp.join(REPO, 'tools'))
     from memory_estimate import estimate
-    cfg = shrink(Config.fromfile(osp.join(REPO, 'configs/dg_seg/lora/lora_dinov2-l_mask2former_40k_gta5-to-cbm-512.py')),
+    cfg = shrink(Config.fromfile(osp.join(REPO, 'configs/dg_seg/lora/lora_dinov2-l_mask2former_1xb4-40k_gta5-to-cbm-512x512.py')),
                  roots={}, work_dir=str(tmp_path))
     cfg.model.backbone.model_kwargs.update(depth=8, embed_dim=128)  # enough blocks for checkpointing to matter
     cfg.model.backbone.out_indices = (1, 3, 5, 7)

@@ -78,3 +78,20 @@ def test_annealed_weight_decay_follows_the_cosine():
             assert g['weight_decay'] == pytest.approx(want, rel=1e-6, abs=1e-12), (t, base)
         optim.step()
         sched.step()
+
+
+def test_annealed_weight_decay_official_mode_lifts_zero_groups():
+    """keep_zero=False is the official scheduler: a zero-decay group follows the same cosine from 0
+    towards eta_min (it ends near eta_min, where keep_zero=True holds it at 0)."""
+    params = [nn.Parameter(torch.zeros(1)) for _ in range(2)]
+    optim = torch.optim.AdamW([dict(params=[params[0]], weight_decay=0.05),
+                               dict(params=[params[1]], weight_decay=0.0)], lr=1e-3)
+    T, eta_min = 20, 1e-5
+    sched = AnnealedWeightDecay(optim, eta_min=eta_min, begin=0, end=T, keep_zero=False)
+    for t in range(T):
+        for g, base in zip(optim.param_groups, (0.05, 0.0)):
+            want = eta_min + (base - eta_min) * (1 + math.cos(math.pi * t / T)) / 2
+            assert g['weight_decay'] == pytest.approx(want, rel=1e-6, abs=1e-12), (t, base)
+        optim.step()
+        sched.step()
+    assert optim.param_groups[1]['weight_decay'] > 0.9 * eta_min

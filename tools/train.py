@@ -12,7 +12,8 @@ from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmdg.utils.tool_config import apply_amp, input_errors_as_messages, load_tool_config  # noqa: E402
+from mmdg.utils.tool_config import (apply_amp, check_total_batch, input_errors_as_messages,  # noqa: E402
+                                    load_tool_config)
 
 
 def parse_args():
@@ -23,6 +24,8 @@ def parse_args():
                         help='resume from the latest checkpoint of the work dir, or from the given one')
     parser.add_argument('--amp', nargs='?', const='fp16', default=None, choices=['fp16', 'bf16'],
                         help='automatic mixed precision: fp16 (default, dynamic loss scaling) or bf16')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help="scale the lr linearly when GPUs x batch differs from the recipe's total batch")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, e.g. train_cfg.max_iters=100')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
@@ -42,6 +45,7 @@ def train(args):
     cfg = load_tool_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     if args.amp:
         apply_amp(cfg, args.amp)
+    check_total_batch(cfg, args.auto_scale_lr)
     if args.resume == 'auto':  # the newest complete checkpoint of the work dir (none: start afresh)
         from mmdg.utils.checkpoint import find_resumable_checkpoint
         cfg.resume, cfg.load_from = True, find_resumable_checkpoint(cfg.work_dir)

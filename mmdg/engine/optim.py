@@ -62,14 +62,22 @@ class DGOptimWrapperConstructor(DefaultOptimWrapperConstructor):
 @PARAM_SCHEDULERS.register_module()
 class AnnealedWeightDecay(CosineAnnealingParamScheduler):
     """SoRA's annealed weight decay: each group's decay follows a per-iteration cosine from its base
-    value to ``eta_min`` over ``[begin, end)``; groups whose base decay is 0 stay at 0.
+    value to ``eta_min`` over ``[begin, end)``.
 
     ``wd_t = eta_min + (wd_0 - eta_min) * (1 + cos(pi * t / T)) / 2``.
+
+    ``keep_zero=True`` (ours): groups whose base decay is 0 (norms, embeddings, queries) stay at 0, as
+    their zero decay intends. ``keep_zero=False`` reproduces the official recipe, whose plain
+    ``CosineAnnealingParamScheduler`` moves them from 0 up towards ``eta_min``.
     """
 
-    def __init__(self, optimizer, eta_min: float = 1e-5, by_epoch: bool = False, **kwargs):
+    def __init__(self, optimizer, eta_min: float = 1e-5, by_epoch: bool = False, keep_zero: bool = True,
+                 **kwargs):
+        self.keep_zero = keep_zero
         super().__init__(optimizer, param_name='weight_decay', eta_min=eta_min, by_epoch=by_epoch, **kwargs)
 
     def _get_value(self):
         values = super()._get_value()
+        if not self.keep_zero:
+            return values
         return [0.0 if base == 0 else v for base, v in zip(self.base_values, values)]

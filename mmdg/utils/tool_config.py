@@ -39,6 +39,25 @@ def apply_amp(cfg: Config, dtype: str = 'fp16') -> Config:
     return cfg
 
 
+def check_total_batch(cfg: Config, auto_scale: bool = False) -> Config:
+    """Compare this run's total batch (processes x ``train_dataloader.batch_size``) with the recipe's
+    (``auto_scale_lr.base_batch_size``): warn when they differ, or with ``auto_scale`` let mmengine scale
+    the lr linearly. A different total batch at the same lr is a different recipe."""
+    recipe = cfg.get('auto_scale_lr', {}).get('base_batch_size')
+    if auto_scale:
+        if not recipe:
+            raise SystemExit('--auto-scale-lr: the config has no auto_scale_lr.base_batch_size to scale to')
+        cfg.auto_scale_lr.enable = True
+        return cfg
+    world = int(os.environ.get('WORLD_SIZE', 1))
+    batch = cfg.get('train_dataloader', {}).get('batch_size')
+    if recipe and batch and world * batch != recipe:
+        sys.stderr.write(f'warning: this run trains with {world} process(es) x batch {batch} = {world * batch} '
+                         f'images per step, the recipe with {recipe}; the lr is not scaled (pass '
+                         '--auto-scale-lr to scale it linearly) and results may differ from the recipe\'s\n')
+    return cfg
+
+
 #: Errors that mean bad input (a typo in a config, a missing file, a label value out of range, a NaN
 #: loss) rather than a bug: the tools print their message in one line instead of a traceback.
 INPUT_ERRORS = (KeyError, ValueError, OSError, FloatingPointError, TypeError)

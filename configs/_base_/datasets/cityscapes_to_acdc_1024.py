@@ -1,8 +1,32 @@
-# Cityscapes -> ACDC at 1024: 1024 crops for training, targets resized to fit 2048x1024.
-_base_ = ['./cityscapes_to_acdc_512.py']
-train_dataloader = dict(dataset=dict(pipeline={{_base_.cityscapes_train_pipeline_1024}}))
+# Cityscapes (train) -> ACDC fog / night / rain / snow at 1024, as the official recipe: the shortest
+# edge resized to one of 512, 614, ..., 2048 (long edge at most 4096), 1024 crops, batch 2 on each of
+# 4 GPUs; validation on ACDC val resized to fit 1920x1080 (the test split is scored by the ACDC server).
+_base_ = ['./gta5_to_cbm_512.py']
+multi_scale_1024 = [int(1024 * x * 0.1) for x in range(5, 21)]
+acdc_train_pipeline = [
+    dict(type='LoadImageChecked'),
+    dict(type='LoadAnnotationsChecked', num_classes=19),
+    dict(type='RandomChoiceResize', scales=multi_scale_1024, resize_type='ResizeShortestEdge', max_size=4096),
+    dict(type='RandomCrop', crop_size=(1024, 1024), cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackSegInputs'),
+]
+# The official 512 variant keeps this resizing and only crops 512.
+acdc_train_pipeline_512 = [dict(t, crop_size=(512, 512)) if t['type'] == 'RandomCrop' else t
+                           for t in acdc_train_pipeline]
+acdc_test_pipeline = [
+    dict(type='LoadImageChecked'),
+    dict(type='Resize', scale=(1920, 1080), keep_ratio=True),
+    dict(type='LoadAnnotationsChecked', num_classes=19),
+    dict(type='PackSegInputs'),
+]
+train_dataloader = dict(batch_size=2,
+                        dataset=dict(_delete_=True, type='CityscapesDGDataset', split='train',
+                                     data_root='data/cityscapes', pipeline=acdc_train_pipeline))
 acdc_val = {c: dict(type='ACDCDataset', condition=c, split='val', data_root='data/acdc',
-                    pipeline={{_base_.test_pipeline_1024}}) for c in ('fog', 'night', 'rain', 'snow')}
+                    pipeline=acdc_test_pipeline) for c in ('fog', 'night', 'rain', 'snow')}
 target_datasets = dict(_delete_=True, **acdc_val)
 val_dataloader = dict(dataset=dict(domains=dict(_delete_=True, **acdc_val)))
 test_dataloader = val_dataloader
+auto_scale_lr = dict(base_batch_size=8)  # 4 GPUs x 2

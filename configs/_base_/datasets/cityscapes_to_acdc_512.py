@@ -1,7 +1,4 @@
-# Cityscapes (train) -> ACDC fog / night / rain / snow (val; the test split is scored by the ACDC server).
-_base_ = ['./cityscapes_to_bm_512.py']
-acdc_val = {c: dict(type='ACDCDataset', condition=c, split='val', data_root='data/acdc',
-                    pipeline={{_base_.test_pipeline}}) for c in ('fog', 'night', 'rain', 'snow')}
-target_datasets = dict(_delete_=True, **acdc_val)
-val_dataloader = dict(dataset=dict(domains=dict(_delete_=True, **acdc_val)))
-test_dataloader = val_dataloader
+# Cityscapes -> ACDC with 512 crops: the official 512 variant keeps the 1024 protocol's resizing (shortest
+# edge 512-2048, validation at 1920x1080) and only crops 512.
+_base_ = ['./cityscapes_to_acdc_1024.py']
+train_dataloader = dict(dataset=dict(pipeline={{_base_.acdc_train_pipeline_512}}))

@@ -1,4 +1,4 @@
-# The SoRA segmentation recipe's model (METHODS.md §6): a ViT-L (DINOv2-L by default) with patch 16
+# The SoRA segmentation recipe's model: a ViT-L (DINOv2-L by default) with patch 16
 # (kernel resampled from 14), features of blocks 7/11/15/23 resized to strides 4/8/16/32, and a
 # Mask2Former head (100 queries) from mmseg (its pixel decoder and losses come from mmdet).
 # `pretrained`: the official checkpoint, converted once with tools/convert/vit.py (see docs/model_zoo.md).
@@ -6,7 +6,7 @@ num_classes = 19
 data_preprocessor = dict(
     type='SegDataPreProcessor',
     mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
-    bgr_to_rgb=True, pad_val=0, seg_pad_val=255, size=(512, 512), test_cfg=dict(size_divisor=16))
+    bgr_to_rgb=True, pad_val=0, seg_pad_val=255, size=(512, 512))
 model = dict(
     type='SlideSafeEncoderDecoder',  # mmseg's EncoderDecoder; fixes Mask2Former's slide test
     data_preprocessor=data_preprocessor,
@@ -15,6 +15,9 @@ model = dict(
         arch='dinov2-l',
         img_size=512,
         patch_size=16,
+        # the official conversion's plain bicubic kernel / position resampling, which the released
+        # models and their frozen blocks were trained with ('pinv': timm's norm-preserving resampling)
+        patch_resample='bicubic',
         out_indices=(7, 11, 15, 23),
         out_strides=(4, 8, 16, 32),
         pretrained='checkpoints/dinov2_vitl14_pretrain.pth',

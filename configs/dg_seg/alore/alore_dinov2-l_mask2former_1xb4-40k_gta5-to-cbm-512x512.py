@@ -1,3 +1,3 @@
-# ALoRE on DINOv2-L + Mask2Former, 40k iterations: GTA5 -> Cityscapes / BDD100K / Mapillary, 512 crops.
+# ALoRE on DINOv2-L + Mask2Former, batch 4 on 1 GPU, 40k iterations: GTA5 -> Cityscapes / BDD100K / Mapillary, 512 crops.
 _base_ = ['../../_base_/methods/alore.py', '../../_base_/datasets/gta5_to_cbm_512.py',
            '../../_base_/schedules/dg_seg_40k.py']

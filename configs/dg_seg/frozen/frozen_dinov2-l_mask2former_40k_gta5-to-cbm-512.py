@@ -1,3 +1,0 @@
-# frozen backbone on DINOv2-L + Mask2Former, 40k iterations: GTA5 -> Cityscapes / BDD100K / Mapillary, 512 crops.
-_base_ = ['../../_base_/methods/frozen.py', '../../_base_/datasets/gta5_to_cbm_512.py',
-           '../../_base_/schedules/dg_seg_40k.py']

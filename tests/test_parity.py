@@ -1,0 +1,87 @@
+"""docs/parity.md: the configs against the official recipes, regenerated and checked on every run."""
+import copy
+import importlib.util
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+
+def _parity():
+    spec = importlib.util.spec_from_file_location('parity', osp.join(REPO, 'tools', 'parity.py'))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope='module')
+def parity():
+    return _parity()
+
+
+@pytest.fixture(scope='module')
+def configs(parity):
+    return parity.load_all()
+
+
+def test_the_doc_is_current_and_every_difference_documented():
+    proc = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'parity.py'), '--check'],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+
+
+def test_every_config_has_an_official_recipe(parity, configs):
+    assert len(configs) >= 20
+    assert all(parity.recipe_of(name) in parity.OFFICIAL for name in configs)
+
+
+SORA = 'sora/sora_dinov2-l_mask2former_1xb4-40k_gta5-to-cbm-512x512.py'
+
+
+@pytest.mark.parametrize('setting, change', [
+    ('EMA', lambda c: c.custom_hooks[-1].update(begin_iter=0)),
+    ('train resize', lambda c: c.train_dataloader.dataset.pipeline[2].update(max_size=1024)),
+    ('batch per GPU', lambda c: c.train_dataloader.update(batch_size=2)),
+    ('validation targets', lambda c: c.val_dataloader.dataset.domains.mapillary.update(half_resolution=False)),
+    ('patch kernel 14 -> 16', lambda c: c.model.backbone.update(patch_resample='pinv')),
+    ('backbone lr', lambda c: c.optim_wrapper.paramwise_cfg.custom_keys.backbone.update(lr_mult=0.1)),
+    ('lr warm-up', lambda c: c.param_scheduler.insert(0, dict(type='LinearLR', start_factor=0.1, begin=0, end=10))),
+])
+def test_a_drifting_value_is_caught(parity, configs, setting, change):
+    cfg = copy.deepcopy(configs[SORA])
+    assert not parity.undocumented({SORA: cfg})
+    change(cfg)
+    problems = parity.undocumented({SORA: cfg})
+    assert any(f': {setting}: ' in p for p in problems), problems
+    assert parity.render({SORA: cfg}) != parity.render({SORA: configs[SORA]})
+
+
+def test_documented_differences_have_their_official_switch(parity, configs):
+    """Each deliberate difference names a switch; applying the SVD and annealing switches to the SoRA
+    config makes those rows equal to the official ones."""
+    cfg = copy.deepcopy(configs[SORA])
+    cfg.model.backbone.adapter.svd_source = 'random'
+    for s in cfg.param_scheduler:
+        if s.type == 'AnnealedWeightDecay':
+            s.keep_zero = False
+    rows = {r['setting']: r['status'] for r in parity.compare(SORA, cfg)}
+    assert rows['SVD of'] == 'same' and rows['zero-decay groups while annealing'] == 'same'
+
+
+def test_the_recipe_values_themselves(configs):
+    """A few official values checked here directly (not through the tool's own descriptions)."""
+    c = configs[SORA]
+    resize = c.train_dataloader.dataset.pipeline[2]
+    assert resize.type == 'RandomChoiceResize' and resize.resize_type == 'ResizeShortestEdge'
+    assert list(resize.scales) == [int(512 * x * 0.1) for x in range(5, 21)] and resize.max_size == 2048
+    ema = [h for h in c.custom_hooks if h.type == 'EMAHook'][0]
+    assert ema.begin_iter == 12000 and not ema.update_buffers
+    full = configs['full/full_dinov2-l_mask2former_1xb4-40k_gta5-to-cbm-512x512.py']
+    assert full.optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult == 0.01
+    c2bm = configs['sora/sora_dinov2-l_mask2former_1xb8-40k_cityscapes-to-bm-512x512.py']
+    assert c2bm.train_dataloader.batch_size == 8 and c2bm.param_scheduler[0].end == 1500
+    acdc = configs['sora/sora_dinov2-l_mask2former_4xb2-40k_cityscapes-to-acdc-1024x1024.py']
+    assert acdc.auto_scale_lr.base_batch_size == 8 and acdc.param_scheduler[0].start_factor == 1e-6
