@@ -85,3 +85,18 @@ def test_the_recipe_values_themselves(configs):
     assert c2bm.train_dataloader.batch_size == 8 and c2bm.param_scheduler[0].end == 1500
     acdc = configs['sora/sora_dinov2-l_mask2former_4xb2-40k_cityscapes-to-acdc-1024x1024.py']
     assert acdc.auto_scale_lr.base_batch_size == 8 and acdc.param_scheduler[0].start_factor == 1e-6
+
+
+def test_train_warns_when_the_total_batch_differs_from_the_recipe(configs, monkeypatch, capsys):
+    from mmdg.utils.tool_config import check_total_batch
+    cfg = copy.deepcopy(configs['sora/sora_dinov2-l_mask2former_4xb2-40k_cityscapes-to-acdc-1024x1024.py'])
+    monkeypatch.setenv('WORLD_SIZE', '4')
+    check_total_batch(cfg)
+    assert 'warning' not in capsys.readouterr().err  # 4 GPUs x 2 is the recipe
+    monkeypatch.setenv('WORLD_SIZE', '1')
+    check_total_batch(cfg)
+    err = capsys.readouterr().err
+    assert 'warning' in err and '= 2 images per step, the recipe with 8' in err
+    assert not cfg.auto_scale_lr.enable
+    check_total_batch(cfg, auto_scale=True)  # mmengine's Runner then scales the lr by 2 / 8
+    assert cfg.auto_scale_lr.enable and cfg.auto_scale_lr.base_batch_size == 8
