@@ -13,7 +13,7 @@ from mmengine.config import Config
 from conftest import REPO
 
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'dg_seg', '*', '*.py')))
-SOURCES = dict(GTA5Dataset='gta5', SYNTHIADataset='synthia', CityscapesDGDataset='cityscapes',
+SOURCES = dict(GTA5Dataset='gta5', SYNTHIADataset='synthia', UrbanSynDataset='urbansyn', CityscapesDGDataset='cityscapes',
                BDD100KDGDataset='bdd100k', MapillaryCS19Dataset='mapillary', ACDCDataset='acdc')
 
 
@@ -28,15 +28,22 @@ def dg_roots(tmp_path_factory):
     from mmdg.datasets.synthetic_layouts import write_raw_layout
     base = tmp_path_factory.mktemp('dg_data')
     roots = {}
-    for name, splits in dict(gta5=['train'], synthia=['train'], cityscapes=['train', 'val'], bdd100k=['val'],
-                             mapillary=['val'], acdc=['val']).items():
+    for name, splits in dict(gta5=['train'], synthia=['train'], urbansyn=['train'], cityscapes=['train', 'val'],
+                             bdd100k=['val'], mapillary=['val'], acdc=['val']).items():
         root = str(base / name)
         for split in splits:
             write_raw_layout(name, root, n=2, split=split, size=(64, 96), conditions=('fog', 'night', 'rain', 'snow'))
-        if name in ('gta5', 'synthia', 'cityscapes', 'mapillary'):
+        if name in ('gta5', 'synthia', 'urbansyn', 'cityscapes', 'mapillary'):
             images, pairs = conversion_pairs(name, root)
             convert(pairs, name, images, nproc=1, progress=False)
         roots[name] = root
+    # the data-efficiency configs read an image list of Cityscapes train (here: all of them)
+    from importlib import util
+    spec = util.spec_from_file_location('subset', osp.join(REPO, 'tools', 'dataset_converters', 'cityscapes_subset.py'))
+    subset = util.module_from_spec(spec)
+    spec.loader.exec_module(subset)
+    assert subset.main([roots['cityscapes'], '--fraction', '1', '--out',
+                        osp.join(roots['cityscapes'], 'splits', 'cityscapes_train_1of16.txt')]) is None
     return roots
 
 
@@ -99,6 +106,7 @@ def shrink(cfg: Config, roots: dict, work_dir: str) -> Config:
     cfg.default_hooks.checkpoint.update(interval=100, save_best=None)
     cfg.default_hooks.logger.interval = 1
     cfg.work_dir = work_dir
+    cfg.load_from = None  # the data-efficiency config starts from a trained model: not here
     return cfg
 
 
@@ -108,7 +116,9 @@ def test_the_grid_is_complete():
         for backbone in ('dinov2-l', 'eva02-l'):
             assert f'{method}/{method}_{backbone}_mask2former_1xb4-40k_gta5-to-cbm-512x512.py' in names
     for proto in ('1xb4-40k_gta5+synthia-to-cbm-512x512', '1xb8-40k_cityscapes-to-bm-512x512',
-                  '4xb2-40k_cityscapes-to-acdc-512x512', '4xb2-40k_cityscapes-to-acdc-1024x1024'):
+                  '4xb2-40k_cityscapes-to-acdc-512x512', '4xb2-40k_cityscapes-to-acdc-1024x1024',
+                  '1xb4-40k_gta5+synthia+urbansyn-to-cbm-512x512', '1xb4-40k_gta5+synthia+urbansyn-to-cbm-1024x1024',
+                  '1xb4-4k_gta5+synthia+urbansyn-then-cityscapes-1of16-to-cbm-1024x1024'):
         assert f'sora/sora_dinov2-l_mask2former_{proto}.py' in names
     zoo = open(osp.join(REPO, 'docs', 'model_zoo.md')).read()
     missing = [n for n in names if n not in zoo]
@@ -152,10 +162,13 @@ def test_full_size_backbone(path):
     if method == 'sora' and bb.arch == 'dinov2-l':
         assert trainable == SORA_DINOV2_L
     if cfg.model.decode_head.type == 'Mask2FormerHead':
-        assert cfg.model.decode_head.num_queries == 100 and cfg.train_cfg.max_iters == 40000
-    # EMA as the official recipes: none for the baselines and for GTA5 + SYNTHIA
+        assert cfg.model.decode_head.num_queries == 100
+        assert cfg.train_cfg.max_iters == (4000 if '-4k_' in path else 40000)
+    # EMA as the official recipes: none for the baselines, GTA5 + SYNTHIA (+ UrbanSyn at 512), data efficiency
     has_ema = any(h.type == 'EMAHook' for h in cfg.custom_hooks)
-    assert has_ema == (method not in ('full', 'frozen') and 'synthia' not in path)
+    no_ema = (method in ('full', 'frozen') or 'synthia-to-cbm' in path or 'urbansyn-to-cbm-512' in path
+              or '-4k_' in path)
+    assert has_ema != no_ema
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=_name)

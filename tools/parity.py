@@ -50,7 +50,14 @@ def _resize_text(t: Optional[dict]) -> str:
 
 
 def train_sources(cfg):
-    return ' + '.join(d['type'].replace('DGDataset', '').replace('Dataset', '') for d in _train_datasets(cfg))
+    def name(d):
+        split = f" (image list {osp.basename(d['ann_file'])})" if d.get('ann_file') else ''
+        return d['type'].replace('DGDataset', '').replace('Dataset', '') + split
+    return ' + '.join(name(d) for d in _train_datasets(cfg))
+
+
+def starts_from(cfg):
+    return 'a trained segmentor (load_from)' if cfg.get('load_from') else 'the pre-trained backbone'
 
 
 def train_resize(cfg):
@@ -209,6 +216,7 @@ def svd_source(cfg):
 #: official recipe's exact counterpart (same method and backbone); other methods share every other row.
 SETTINGS = [
     ('train sources', train_sources, False),
+    ('starts from', starts_from, False),
     ('train resize', train_resize, False),
     ('train crop', train_crop, False),
     ('augmentation', train_augment, False),
@@ -243,7 +251,7 @@ _CBM = ('cityscapes val fit 2048x1024; bdd100k val fit 1280x720; '
 _ACDC = '; '.join(f'{c} val fit 1920x1080' for c in ('fog', 'night', 'rain', 'snow'))
 _SORA_ZERO_DECAY = 'norm layers; names containing norm, query_embed, query_feat, level_embed'
 _SORA = dict(
-    **{'train sources': 'GTA5', 'train resize': _MS512, 'train crop': '512x512, cat_max_ratio 0.75',
+    **{'train sources': 'GTA5', 'starts from': 'the pre-trained backbone', 'train resize': _MS512, 'train crop': '512x512, cat_max_ratio 0.75',
        'augmentation': 'flip 0.5, photometric distortion', 'batch per GPU': '4', 'GPUs': '1',
        'iterations': '40000', 'optimizer': 'AdamW lr 0.0001, betas (0.9, 0.999), eps 1e-08, weight decay 0.05',
        'backbone lr': 'x0.5', 'lr warm-up': 'none', 'lr schedule': 'poly power 0.9 to 0, iterations 0-40000',
@@ -283,6 +291,26 @@ OFFICIAL: Dict[str, dict] = {
                   'validation targets': _ACDC,
                   'backbone': 'dinov2-l, patch 16, input 1024, features of blocks (7, 11, 15, 23)'})),
 }
+_GSU = 'GTA5 + SYNTHIA + UrbanSyn'
+_CBM_1024 = ('cityscapes val fit 2048x1024; bdd100k val fit 2048x1024; '
+             'mapillary validation fit 2048x1024, half-resolution set')
+_AT_1024 = {'train resize': 'random x0.5-2.0 of 2048x1024', 'train crop': '1024x1024, cat_max_ratio 0.75',
+            'test mode': 'slide 1024x1024, stride 683', 'validation targets': _CBM_1024,
+            'backbone': 'dinov2-l, patch 16, input 1024, features of blocks (7, 11, 15, 23)'}
+OFFICIAL['gta5+synthia+urbansyn-to-cbm-512 sora'] = dict(
+    source='configs/sora/sora_dinov2-L_mask2former_gsu2cbm.py',
+    values=dict(_SORA, **{'train sources': _GSU, 'EMA': 'none'}))
+OFFICIAL['gta5+synthia+urbansyn-to-cbm-1024 sora'] = dict(
+    source='configs/sora/sora_dinov2-L_mask2former_gsu2cbm_1024x1024.py',
+    values=dict(_SORA, **_AT_1024, **{'train sources': _GSU, 'EMA': 'from iteration 16000, momentum 0.0002, parameters'}))
+OFFICIAL['cityscapes-1of16-to-cbm sora'] = dict(
+    source='configs/sora/sora_dinov2-L_mask2former_gsuc16_2cbm_1024x1024.py',
+    values=dict(_SORA, **_AT_1024, **{
+        'train sources': 'Cityscapes (image list train_1_16_v1.txt)', 'starts from': 'a trained segmentor (load_from)',
+        'iterations': '4000', 'optimizer': 'AdamW lr 1e-05, betas (0.9, 0.999), eps 1e-08, weight decay 0.05',
+        'lr schedule': 'poly power 0.9 to 0, iterations 0-4000',
+        'weight decay schedule': 'cosine to 1e-05 over iterations 0-4000', 'EMA': 'none',
+        'validation interval': '400'}))
 OFFICIAL['cityscapes-to-acdc-512 sora'] = dict(
     source='configs/sora/sora_dinov2_mask2former_ACDC_512x512_bs4x2.py', values=dict(
         OFFICIAL['cityscapes-to-acdc-1024 sora']['values'],
@@ -302,14 +330,18 @@ DOCUMENTED = {
         'The extra names (embeddings, tokens, layer scales) are frozen in every recipe but full fine-tuning, '
         "where the official run decays `cls_token` by 0.05 and mmdg does not (a token is not a weight to "
         "shrink). Official: remove `cls_token` from `optim_wrapper.paramwise_cfg.zero_decay_keys`.",
+    ('train sources', 'Cityscapes (image list train_1_16_v1.txt)'):
+        'The official 1/16 list of Cityscapes images is not published; mmdg reads its own list file '
+        '(docs/datasets.md: how to draw one), so numbers depend on which 186 images it holds.',
 }
 
 #: mmdg config name -> the official recipe it follows.
 def recipe_of(name: str) -> Optional[str]:
     method = name.split('/')[0]
-    for proto in ('gta5+synthia-to-cbm', 'cityscapes-to-bm', 'cityscapes-to-acdc-512', 'cityscapes-to-acdc-1024',
+    for proto in ('gta5+synthia+urbansyn-to-cbm-512', 'gta5+synthia+urbansyn-to-cbm-1024', 'cityscapes-1of16-to-cbm',
+                  'gta5+synthia-to-cbm', 'cityscapes-to-bm', 'cityscapes-to-acdc-512', 'cityscapes-to-acdc-1024',
                   'gta5-to-cbm'):
-        if f'_{proto}' in name:
+        if f'_{proto}' in name or f'-{proto}' in name:
             kind = method if method in ('full', 'frozen') and proto == 'gta5-to-cbm' else 'sora'
             return f'{proto} {kind}'
     return None

@@ -1,6 +1,12 @@
 """Evaluate a checkpoint on a config's test set: ``python tools/test.py CONFIG CHECKPOINT``.
-For several target domains at once use ``tools/cross_domain_eval.py``."""
+For several target domains at once use ``tools/cross_domain_eval.py``.
+
+``--out DIR`` also writes every prediction as a label PNG under ``DIR`` (one folder per domain);
+``--format-only`` only writes them, for a test split without labels whose score comes from a benchmark
+server (the Cityscapes -> ACDC configs' test split is evaluated this way).
+"""
 import argparse
+import os
 import os.path as osp
 import sys
 
@@ -17,6 +23,12 @@ def parse_args():
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('--work-dir')
+    parser.add_argument('--out', help='write the predictions as label PNGs into this (new or empty) folder')
+    parser.add_argument('--format-only', action='store_true',
+                        help='only write the predictions (needs --out or a config whose test evaluator writes)')
+    parser.add_argument('--label-encoding', choices=['label_id', 'train_id'], default=None,
+                        help='PNG encoding of --out: Cityscapes label ids (default; what the Cityscapes and ACDC '
+                             'servers read) or the 19 train ids')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     return parser.parse_args()
@@ -28,6 +40,7 @@ def main():
         raise SystemExit(f'checkpoint {args.checkpoint} does not exist')
     cfg = load_tool_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     with input_errors_as_messages():
+        configure_prediction_output(cfg, args.out, args.format_only, args.label_encoding)
         # loaded here rather than through cfg.load_from: mmengine only warns about a checkpoint that does not
         # fit, and this also handles full (no pretrained file needed), adapter-only and merged checkpoints
         runners = []
@@ -38,6 +51,37 @@ def main():
             return model.module if hasattr(model, 'module') else model
         build_and_load(cfg.model, args.checkpoint, build)
         runners[0].test()
+
+
+def _writers(evaluator):
+    items = evaluator if isinstance(evaluator, list) else [evaluator]
+    return [e for e in items if e.get('type') == 'SegPredictionWriter']
+
+
+def configure_prediction_output(cfg, out=None, format_only=False, encoding=None):
+    """Point the config's test evaluator at ``out``: a :class:`SegPredictionWriter` beside the metric, or
+    instead of it with ``format_only``. A config whose test evaluator is already a writer (a test split
+    without labels) only gets its folder set."""
+    writers = _writers(cfg.test_evaluator)
+    if format_only and not (out or writers):
+        raise ValueError('--format-only needs --out DIR: where the predictions go')
+    if out:
+        if osp.isdir(out) and os.listdir(out):
+            raise FileExistsError(f'--out {out} is not empty: predictions go into a new or empty folder')
+        if not writers:
+            writer = dict(type='SegPredictionWriter', output_dir=out)
+            cfg.test_evaluator = writer if format_only else (
+                [*cfg.test_evaluator, writer] if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator, writer])
+            writers = [writer]
+        for w in writers:
+            w['output_dir'] = out
+    elif writers:
+        for w in writers:  # the config's own folder, under this run's work dir
+            w['output_dir'] = osp.join(cfg.work_dir, w.get('output_dir', 'format_results'))
+    for w in writers:
+        if encoding:
+            w['encoding'] = encoding
+    return cfg
 
 
 if __name__ == '__main__':
