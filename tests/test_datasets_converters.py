@@ -16,7 +16,8 @@ from mmdg.datasets.converters import (DatasetLayoutError, LabelValueError, check
 from mmdg.datasets.label_maps import MAPILLARY_V12_CLASSES, SYNTHIA_ID_TO_TRAIN_ID, TRAIN_ID
 from mmdg.datasets.synthetic_layouts import train_ids_of, write_raw_layout
 
-SPLIT = dict(gta5='train', synthia='train', cityscapes='val', mapillary='val', bdd100k='val', acdc='val')
+SPLIT = dict(gta5='train', synthia='train', urbansyn='train', cityscapes='val', mapillary='val', bdd100k='val',
+             acdc='val')
 
 
 def _md5(path):
@@ -61,7 +62,7 @@ def test_mapillary_v12_maps_by_name(fixtures_dir, tmp_path):
     assert names == {'Building', 'Street Light', 'Pole'}
     assert (out[src == MAPILLARY_V12_CLASSES.index('Building')] == TRAIN_ID['building']).all()
     assert (out[src == MAPILLARY_V12_CLASSES.index('Pole')] == TRAIN_ID['pole']).all()
-    assert (out[src == MAPILLARY_V12_CLASSES.index('Street Light')] == 255).all()  # no Cityscapes class
+    assert (out[src == MAPILLARY_V12_CLASSES.index('Street Light')] == TRAIN_ID['pole']).all()  # 'streetlight' rule
     assert report.pixels[TRAIN_ID['building']] == (src == 17).sum()
 
 
@@ -75,7 +76,7 @@ def test_bdd100k_fixture_checks_and_loads(fixtures_dir):
 
 
 # ------------------------------------------------------------------------------------ generated layouts
-@pytest.mark.parametrize('dataset', ['gta5', 'synthia', 'cityscapes', 'mapillary'])
+@pytest.mark.parametrize('dataset', ['gta5', 'synthia', 'urbansyn', 'cityscapes', 'mapillary'])
 def test_converters_on_generated_raw_layouts(dataset, tmp_path):
     root = write_raw_layout(dataset, str(tmp_path / dataset), n=3, split=SPLIT[dataset])
     images, pairs = conversion_pairs(dataset, root)
@@ -107,13 +108,15 @@ def test_synthia_reads_the_red_channel_of_16bit_labels(tmp_path):
 
 
 @pytest.mark.parametrize('cfg', [
-    dict(type='GTA5Dataset'), dict(type='SYNTHIADataset'), dict(type='CityscapesDGDataset'),
-    dict(type='BDD100KDGDataset'), dict(type='MapillaryCS19Dataset'), dict(type='ACDCDataset', condition='fog')])
+    dict(type='GTA5Dataset'), dict(type='SYNTHIADataset'), dict(type='UrbanSynDataset'),
+    dict(type='CityscapesDGDataset'), dict(type='BDD100KDGDataset'), dict(type='MapillaryCS19Dataset'),
+    dict(type='ACDCDataset', condition='fog')])
 def test_dataset_classes_read_converted_layouts(cfg, tmp_path):
-    name = dict(GTA5Dataset='gta5', SYNTHIADataset='synthia', CityscapesDGDataset='cityscapes',
-                BDD100KDGDataset='bdd100k', MapillaryCS19Dataset='mapillary', ACDCDataset='acdc')[cfg['type']]
+    name = dict(GTA5Dataset='gta5', SYNTHIADataset='synthia', UrbanSynDataset='urbansyn',
+                CityscapesDGDataset='cityscapes', BDD100KDGDataset='bdd100k', MapillaryCS19Dataset='mapillary',
+                ACDCDataset='acdc')[cfg['type']]
     root = write_raw_layout(name, str(tmp_path), n=2, split=SPLIT[name], conditions=('fog',))
-    if name in ('gta5', 'synthia', 'cityscapes', 'mapillary'):
+    if name in ('gta5', 'synthia', 'urbansyn', 'cityscapes', 'mapillary'):
         images, pairs = conversion_pairs(name, root)
         convert(pairs, name, images, nproc=1, progress=False)
     ds = _build(dict(cfg, data_root=root))
@@ -142,7 +145,7 @@ def test_refuses_to_write_over_a_source(tmp_path):
     label_dir = osp.join(root, 'validation', 'v1.2', 'labels')
     src = osp.join(label_dir, os.listdir(label_dir)[0])
     digest = _md5(src)
-    with pytest.raises(FileExistsError, match='source label file'):
+    with pytest.raises(FileExistsError, match='is one of the source files'):
         convert([(src, src)], 'mapillary', nproc=1, progress=False)
     assert _md5(src) == digest
 

@@ -1,17 +1,18 @@
-"""Label converters and layout checks of the DG segmentation datasets (GTA5, SYNTHIA, Cityscapes,
-Mapillary v1.2, BDD100K, ACDC), behind the scripts in ``tools/dataset_converters/``.
+"""Label converters and layout checks of the DG segmentation datasets (GTA5, SYNTHIA, UrbanSyn,
+Cityscapes, Mapillary v1.2, BDD100K, ACDC), behind the scripts in ``tools/dataset_converters/``.
 
 Every converter lists its (label, output) pairs from the dataset's public layout, refuses to write over
 any source file, checks every label value against the source convention (an unexpected value stops the
 run and names the file and the value), converts on several processes with a progress bar, and writes
 all-or-nothing: outputs go to temporary files that are renamed only once every file has converted.
+:func:`make_mapillary_half_val` writes Mapillary's half-resolution validation set the same way.
 """
 from __future__ import annotations
 
 import glob
 import os
 import os.path as osp
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing import Pool
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -21,7 +22,7 @@ from PIL import Image
 
 from .label_maps import (CITYSCAPES_CLASSES, CITYSCAPES_NUM_LABEL_IDS, GTA5_ID_TO_TRAIN_ID, IGNORE_INDEX,
                          MAPILLARY_V12_CLASSES, MAPILLARY_V12_ID_TO_TRAIN_ID, SYNTHIA_CLASSES,
-                         SYNTHIA_ID_TO_TRAIN_ID)
+                         SYNTHIA_ID_TO_TRAIN_ID, URBANSYN_ID_TO_TRAIN_ID, URBANSYN_UNLABELED)
 
 
 class DatasetLayoutError(FileNotFoundError):
@@ -45,6 +46,13 @@ LAYOUTS: Dict[str, dict] = {
                     img_suffix='.jpg', seg_map_suffix='.png'),
     'mapillary': dict(img_path='{split}/images', seg_map_path='{split}/labelTrainIds', img_suffix='.jpg',
                       seg_map_suffix='.png'),
+    # Mapillary's validation images and labels at half size, as the official evaluation scores them
+    # (written by ``convert_labels.py mapillary <root> --half-val``).
+    'mapillary_half': dict(img_path='half/validation/images', seg_map_path='half/validation/labelTrainIds',
+                           img_suffix='.jpg', seg_map_suffix='.png'),
+    # UrbanSyn: the converter writes ``labelTrainIds/rgb_XXXX.png`` next to ``rgb/rgb_XXXX.png`` (the
+    # release's ``ss/ss_XXXX.png`` hold 19 for unlabeled and their names do not match the images').
+    'urbansyn': dict(img_path='rgb', seg_map_path='labelTrainIds', img_suffix='.png', seg_map_suffix='.png'),
     'acdc': dict(img_path='rgb_anon/{condition}/{split}', seg_map_path='gt/{condition}/{split}',
                  img_suffix='_rgb_anon.png', seg_map_suffix='_gt_labelTrainIds.png'),
 }
@@ -68,11 +76,17 @@ def layout(name: str, split: Optional[str] = None, condition: Optional[str] = No
 @dataclass(frozen=True)
 class LabelConvention:
     """How a dataset stores labels: ``num_ids`` valid source values (0..num_ids-1), the map to train
-    ids (``None``: already train ids, 255 allowed), and which reader decodes the file."""
+    ids (``None``: already train ids, 255 allowed), which reader decodes the file, and whether 255 is a
+    valid source value (ignored) besides 0..num_ids-1."""
     name: str
     num_ids: int
     to_train_id: Optional[Dict[int, int]]
     reader: str = 'index'  # 'index': one channel (gray or palette); 'synthia': red channel of 16-bit RGB
+    ignore_ok: bool = False
+
+    @property
+    def allows_ignore(self) -> bool:
+        return self.to_train_id is None or self.ignore_ok
 
     def lut(self) -> np.ndarray:
         table = np.full(max(self.num_ids, IGNORE_INDEX + 1), IGNORE_INDEX, np.uint8)
@@ -86,7 +100,7 @@ class LabelConvention:
     def allowed(self) -> np.ndarray:
         ok = np.zeros(max(self.num_ids, IGNORE_INDEX + 1), bool)
         ok[:self.num_ids] = True
-        if self.to_train_id is None:
+        if self.allows_ignore:
             ok[IGNORE_INDEX] = True
         return ok
 
@@ -96,6 +110,8 @@ CONVENTIONS = {
     'cityscapes': LabelConvention('Cityscapes label ids', CITYSCAPES_NUM_LABEL_IDS, GTA5_ID_TO_TRAIN_ID),
     'synthia': LabelConvention('SYNTHIA class ids', len(SYNTHIA_CLASSES), SYNTHIA_ID_TO_TRAIN_ID, 'synthia'),
     'mapillary': LabelConvention('Mapillary v1.2', len(MAPILLARY_V12_CLASSES), MAPILLARY_V12_ID_TO_TRAIN_ID),
+    'urbansyn': LabelConvention(f'UrbanSyn ({URBANSYN_UNLABELED} = unlabeled)', URBANSYN_UNLABELED + 1,
+                                URBANSYN_ID_TO_TRAIN_ID, ignore_ok=True),
     'train_ids': LabelConvention('Cityscapes train ids', len(CITYSCAPES_CLASSES), None),
 }
 
@@ -124,7 +140,7 @@ def check_values(arr: np.ndarray, conv: LabelConvention, path: str, ignore_unkno
     ok = conv.allowed()
     bad = [int(v) for v in values if v >= len(ok) or not ok[v]]
     if bad and not ignore_unknown:
-        valid = f'0..{conv.num_ids - 1}' + (' or 255' if conv.to_train_id is None else '')
+        valid = f'0..{conv.num_ids - 1}' + (' or 255' if conv.allows_ignore else '')
         raise LabelValueError(f'{path}: label value(s) {bad} outside the {conv.name} range ({valid}). '
                               'Wrong folder or dataset? (--ignore-unknown maps them to 255)')
     return bad
@@ -143,6 +159,19 @@ class _Job:
     image: Optional[str] = None
     ignore_unknown: bool = False
     resize_to_image: bool = False
+    half_image: Optional[str] = None  # set: write the image at half size here, and the label at half size
+
+
+#: Mapillary's half-resolution validation set as the official evaluation makes it: (w // 2, h // 2),
+#: images bicubic (PIL, saved as JPEG at PIL's default quality), labels nearest.
+HALF_JPEG_QUALITY = 75
+
+
+def _halve(image: str, label: np.ndarray, image_dst: str) -> np.ndarray:
+    with Image.open(image) as im:
+        size = (im.size[0] // 2, im.size[1] // 2)
+        im.resize(size, resample=Image.BICUBIC).save(image_dst, format='JPEG', quality=HALF_JPEG_QUALITY)
+    return np.asarray(Image.fromarray(label).resize(size, resample=Image.NEAREST))
 
 
 def _process(job: _Job):
@@ -161,6 +190,9 @@ def _process(job: _Job):
                 out = cv2.resize(out, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
     if job.dst is not None and (mismatch is None or job.resize_to_image):
         os.makedirs(osp.dirname(job.dst), exist_ok=True)
+        if job.half_image is not None:
+            os.makedirs(osp.dirname(job.half_image), exist_ok=True)
+            out = _halve(job.image, out, job.half_image)
         if not cv2.imwrite(job.dst, out):
             raise OSError(f'could not write {job.dst}')
     hist = np.bincount(np.where(out == IGNORE_INDEX, len(CITYSCAPES_CLASSES), out).ravel(),
@@ -212,33 +244,39 @@ def convert(pairs: Sequence[Tuple[str, str]], dataset: str, images: Optional[Seq
     if not pairs:
         raise DatasetLayoutError(f'no {dataset} label files found')
     conv = CONVENTIONS[dataset]
-    sources = {osp.realpath(s) for s, _ in pairs}
-    for src, dst in pairs:
+    jobs = [_Job(s, d, conv, images[i] if images else None, ignore_unknown, resize_to_images)
+            for i, (s, d) in enumerate(pairs)]
+    return _write_all(jobs, nproc, progress, overwrite, resize_to_images)
+
+
+def _write_all(jobs: Sequence[_Job], nproc: int, progress: bool, overwrite: bool, resize_to_images: bool) -> Report:
+    """Runs ``jobs`` writing to temporary files, renamed to the real outputs once every job succeeded."""
+    outputs = [p for j in jobs for p in (j.dst, j.half_image) if p is not None]
+    sources = {osp.realpath(p) for j in jobs for p in (j.src, j.image) if p is not None}
+    for dst in outputs:
         if osp.realpath(dst) in sources:
-            raise FileExistsError(f'refusing to write {dst}: it is a source label file. Give another '
+            raise FileExistsError(f'refusing to write {dst}: it is one of the source files. Give another '
                                   '--out-dir.')
-    existing = [d for _, d in pairs if osp.exists(d)]
+    existing = [d for d in outputs if osp.exists(d)]
     if existing and not overwrite:
         raise FileExistsError(f'{len(existing)} output file(s) exist already, e.g. {existing[0]}; pass '
                               '--overwrite to replace them, or --out-dir to write elsewhere')
-    # Temporary names keep the .png extension (cv2 picks the encoder by it) and cannot be a source.
-    tmp = [osp.join(osp.dirname(d), f'.mmdg-tmp-{os.getpid()}-{osp.basename(d)}') for _, d in pairs]
-    jobs = [_Job(s, t, conv, images[i] if images else None, ignore_unknown, resize_to_images)
-            for i, ((s, _), t) in enumerate(zip(pairs, tmp))]
+    # Temporary names keep the extension (the encoders are picked by it) and cannot be a source.
+    tmp = {d: osp.join(osp.dirname(d), f'.mmdg-tmp-{os.getpid()}-{osp.basename(d)}') for d in outputs}
+    tmp_jobs = [replace(j, dst=tmp.get(j.dst), half_image=tmp.get(j.half_image)) for j in jobs]
     try:
-        results = _run(jobs, nproc, progress)
-        report = _collect(results, jobs)
+        report = _collect(_run(tmp_jobs, nproc, progress), jobs)
         if report.size_mismatches and not resize_to_images:
             first = report.size_mismatches[0]
             raise LabelValueError(f'{len(report.size_mismatches)} label(s) differ in size from their image, '
                                   f'e.g. {first[0]}: label {first[1]}, image {first[2]}. Pass '
                                   '--resize-labels-to-images to resize those labels (nearest neighbour).')
-        for t, (_, d) in zip(tmp, pairs):
-            os.replace(t, d)
-        report.written = [d for _, d in pairs]
+        for dst in outputs:
+            os.replace(tmp[dst], dst)
+        report.written = outputs
         return report
     finally:
-        for t in tmp:
+        for t in tmp.values():
             if osp.exists(t):
                 os.remove(t)
 
@@ -277,26 +315,40 @@ def require_dir(path: str, what: str) -> str:
     return path
 
 
-def list_files(folder: str, suffix: str, exclude_suffix: Optional[str] = None) -> List[str]:
-    files = sorted(glob.glob(osp.join(folder, '**', '*' + suffix), recursive=True))
+def list_files(folder: str, suffix: str, exclude_suffix: Optional[str] = None, prefix: str = '') -> List[str]:
+    files = sorted(glob.glob(osp.join(folder, '**', prefix + '*' + suffix), recursive=True))
     # Outputs of an earlier run (e.g. *_labelTrainIds.png next to *.png) are not sources.
     return [f for f in files if not (exclude_suffix and f.endswith(exclude_suffix))
             and not osp.basename(f).startswith('.mmdg-tmp-')]
 
 
+def _file_key(path: str, folder: str, prefix: str, suffix: str) -> str:
+    """``path`` relative to ``folder`` without the file name's ``prefix`` and ``suffix``."""
+    head, name = osp.split(osp.relpath(path, folder))
+    return osp.join(head, name[len(prefix):-len(suffix)])
+
+
+def _key_to_name(key: str, prefix: str, suffix: str) -> str:
+    head, name = osp.split(key)
+    return osp.join(head, prefix + name + suffix)
+
+
 def pair_files(img_dir: str, img_suffix: str, label_dir: str, label_suffix: str,
-               exclude_suffix: Optional[str] = None) -> Tuple[List[str], List[str]]:
-    """Images and labels matched by relative path; a missing partner on either side is an error."""
-    labels = list_files(label_dir, label_suffix, exclude_suffix)
-    images = list_files(img_dir, img_suffix)
-    key_l = {osp.relpath(f, label_dir)[:-len(label_suffix)]: f for f in labels}
-    key_i = {osp.relpath(f, img_dir)[:-len(img_suffix)]: f for f in images}
-    for missing, have, kind, where, suffix in ((set(key_i) - set(key_l), key_i, 'label', label_dir, label_suffix),
-                                               (set(key_l) - set(key_i), key_l, 'image', img_dir, img_suffix)):
+               exclude_suffix: Optional[str] = None, img_prefix: str = '', label_prefix: str = ''
+               ) -> Tuple[List[str], List[str]]:
+    """Images and labels matched by relative path (file names without their prefix and suffix, e.g.
+    ``rgb_0001.png`` and ``ss_0001.png``); a missing partner on either side is an error."""
+    labels = list_files(label_dir, label_suffix, exclude_suffix, label_prefix)
+    images = list_files(img_dir, img_suffix, prefix=img_prefix)
+    key_l = {_file_key(f, label_dir, label_prefix, label_suffix): f for f in labels}
+    key_i = {_file_key(f, img_dir, img_prefix, img_suffix): f for f in images}
+    for missing, have, kind, where, prefix, suffix in (
+            (set(key_i) - set(key_l), key_i, 'label', label_dir, label_prefix, label_suffix),
+            (set(key_l) - set(key_i), key_l, 'image', img_dir, img_prefix, img_suffix)):
         if missing:
             example = sorted(missing)[0]
             raise DatasetLayoutError(
-                f'{len(missing)} {kind} file(s) missing in {where}, e.g. {example}{suffix} '
+                f'{len(missing)} {kind} file(s) missing in {where}, e.g. {_key_to_name(example, prefix, suffix)} '
                 f'(for {have[example]})')
     keys = sorted(key_l)
     return [key_i[k] for k in keys], [key_l[k] for k in keys]
@@ -340,8 +392,9 @@ def mapillary_splits(root: str) -> List[Tuple[str, str, str]]:
 def conversion_pairs(dataset: str, root: str, out_dir: Optional[str] = None
                      ) -> Tuple[List[str], List[Tuple[str, str]]]:
     """``(images, [(source label, output)])`` of a dataset in its public layout. Outputs go next to the
-    sources with mmdg's suffix (GTA5, SYNTHIA, Cityscapes) or to ``<split>/labelTrainIds`` (Mapillary),
-    under ``out_dir`` instead of ``root`` when given."""
+    sources with mmdg's suffix (GTA5, SYNTHIA, Cityscapes), to ``<split>/labelTrainIds`` (Mapillary) or
+    to ``labelTrainIds/`` named after the image (UrbanSyn), under ``out_dir`` instead of ``root`` when
+    given."""
     if dataset == 'gta5':
         return cityscapes_style_pairs(root, 'gta5', out_dir, '.png', 'images', 'labels')
     if dataset == 'synthia':
@@ -365,8 +418,44 @@ def conversion_pairs(dataset: str, root: str, out_dir: Optional[str] = None
             images += i
             pairs += [(lab, out_path(lab, label_dir, '.png', dst_dir, '.png')) for lab in labels]
         return images, pairs
-    raise KeyError(f'no converter for {dataset!r}: one of gta5, synthia, cityscapes, mapillary '
+    if dataset == 'urbansyn':
+        img_dir = require_dir(osp.join(root, 'rgb'), 'urbansyn')
+        label_dir = require_dir(osp.join(root, 'ss'), 'urbansyn')
+        images, labels = pair_files(img_dir, '.png', label_dir, '.png', img_prefix='rgb_', label_prefix='ss_')
+        # Outputs are named after the images (labelTrainIds/rgb_0001.png), so mmseg pairs them by name.
+        dst_dir = osp.join(out_dir or root, LAYOUTS['urbansyn']['seg_map_path'])
+        return images, [(lab, out_path(img, img_dir, '.png', dst_dir, '.png')) for img, lab in zip(images, labels)]
+    raise KeyError(f'no converter for {dataset!r}: one of {", ".join(CONVERTERS)} '
                    '(BDD100K and ACDC ship train ids: check them with check_dataset.py)')
+
+
+#: The datasets ``conversion_pairs`` knows.
+CONVERTERS = ('gta5', 'synthia', 'cityscapes', 'mapillary', 'urbansyn')
+
+
+def make_mapillary_half_val(root: str, out_dir: Optional[str] = None, nproc: int = 2,
+                            ignore_unknown: bool = False, resize_to_images: bool = False,
+                            progress: bool = True, overwrite: bool = False) -> Report:
+    """Writes Mapillary's half-resolution validation set, the one the official evaluation scores:
+    ``half/validation/images/*.jpg`` (bicubic) and ``half/validation/labelTrainIds/*.png`` (nearest),
+    at ``(w // 2, h // 2)``, under ``out_dir`` or ``root``. The labels are mapped from the v1.2 sources
+    with the converter's checks (mapping then nearest resizing equals resizing the converted labels);
+    all-or-nothing like :func:`convert`."""
+    splits = {name: (img_dir, label_dir) for name, img_dir, label_dir in mapillary_splits(root)}
+    if 'validation' not in splits:
+        raise DatasetLayoutError(f'Mapillary: {osp.join(root, "validation")} does not exist; the '
+                                 'half-resolution set is made from the validation split')
+    img_dir, label_dir = splits['validation']
+    images, labels = pair_files(img_dir, '.jpg', label_dir, '.png')
+    if not labels:
+        raise DatasetLayoutError(f'no Mapillary validation labels found in {label_dir}')
+    spec, base = LAYOUTS['mapillary_half'], out_dir or root
+    conv = CONVENTIONS['mapillary']
+    jobs = [_Job(lab, out_path(lab, label_dir, '.png', osp.join(base, spec['seg_map_path']), '.png'), conv, img,
+                 ignore_unknown, resize_to_images,
+                 half_image=out_path(img, img_dir, '.jpg', osp.join(base, spec['img_path']), '.jpg'))
+            for img, lab in zip(images, labels)]
+    return _write_all(jobs, nproc, progress, overwrite, resize_to_images)
 
 
 def check_files(dataset: str, root: str, split: Optional[str] = None, condition: Optional[str] = None

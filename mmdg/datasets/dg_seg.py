@@ -77,13 +77,37 @@ class BDD100KDGDataset(DGSegDataset):
 
 
 @DATASETS.register_module()
+class UrbanSynDataset(DGSegDataset):
+    """UrbanSyn: ``rgb/rgb_XXXX.png``, ``labelTrainIds/rgb_XXXX.png`` (converted from ``ss/ss_XXXX.png``,
+    whose 19 = unlabeled becomes 255)."""
+    layout_name = 'urbansyn'
+
+
+@DATASETS.register_module()
 class MapillaryCS19Dataset(DGSegDataset):
     """Mapillary Vistas v1.2 mapped to the 19 Cityscapes classes: ``<split>/images/*.jpg``,
-    ``<split>/labelTrainIds/*.png`` (written by the converter)."""
+    ``<split>/labelTrainIds/*.png`` (written by the converter). ``half_resolution=True`` reads the
+    validation set at half size instead (``half/validation/...``), the copy the official evaluation
+    scores, written by ``convert_labels.py mapillary <root> --half-val``."""
     layout_name = 'mapillary'
 
-    def __init__(self, split: str = 'validation', **kwargs):
+    def __init__(self, split: str = 'validation', half_resolution: bool = False, **kwargs):
+        self.half_resolution = half_resolution
+        if half_resolution:
+            if split != 'validation':
+                raise ValueError(f'half_resolution=True exists for the validation split only, not {split!r}')
+            self.layout_name = 'mapillary_half'
         super().__init__(split=split, **kwargs)
+
+    def load_data_list(self) -> List[dict]:
+        if self.half_resolution and not self.ann_file:
+            for folder in (self.data_prefix.get('img_path', ''), self.data_prefix.get('seg_map_path', '')):
+                if not osp.isdir(folder):
+                    raise DatasetLayoutError(
+                        f'{type(self).__name__}: the half-resolution validation folder {folder} does not exist; '
+                        f'make it with: python tools/dataset_converters/convert_labels.py mapillary '
+                        f'{self.data_root or "<mapillary root>"} --half-val')
+        return super().load_data_list()
 
 
 @DATASETS.register_module()

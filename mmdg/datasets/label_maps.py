@@ -1,11 +1,11 @@
 """Label conventions of the DG segmentation datasets, all mapped to the 19 Cityscapes train ids.
 
-Facts from the datasets' own documentation (METHODS.md §7): GTA5 labels are Cityscapes label ids;
-SYNTHIA stores its own class ids in the red channel of a 16-bit PNG; Mapillary v1.2 has 66 classes,
-mapped to Cityscapes by name (lane markings and manholes count as road, curbs as sidewalk, riders of
-every kind as rider, the rest is ignored); BDD100K and ACDC ship train ids already.
+GTA5 labels are Cityscapes label ids; SYNTHIA stores its own class ids in the red channel of a 16-bit
+PNG; Mapillary v1.2 has 66 classes, mapped to Cityscapes by their readable names with the rule of the
+Rein and SoMA code bases (:func:`mapillary_name_to_cityscapes`); UrbanSyn stores train ids with 19 for
+"unlabeled"; BDD100K and ACDC ship train ids already.
 """
-from typing import Dict
+from typing import Dict, Optional
 
 CITYSCAPES_CLASSES = ('road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light',
                       'traffic sign', 'vegetation', 'terrain', 'sky', 'person', 'rider', 'car', 'truck',
@@ -31,7 +31,8 @@ SYNTHIA_TO_CITYSCAPES = {'sky': 'sky', 'building': 'building', 'road': 'road', '
                          'motorcycle': 'motorcycle', 'traffic light': 'traffic light', 'terrain': 'terrain',
                          'rider': 'rider', 'truck': 'truck', 'bus': 'bus', 'train': 'train', 'wall': 'wall'}
 
-#: Mapillary Vistas v1.2 class names (label value = index), in the dataset's config.json order.
+#: Mapillary Vistas v1.2 class names (label value = index), in the order of the dataset's config_v1.2.json
+#: (the same as mmseg's ``MapillaryDataset_v1``).
 MAPILLARY_V12_CLASSES = (
     'Bird', 'Ground Animal', 'Curb', 'Fence', 'Guard Rail', 'Barrier', 'Wall', 'Bike Lane',
     'Crosswalk - Plain', 'Curb Cut', 'Parking', 'Pedestrian Area', 'Rail Track', 'Road', 'Service Lane',
@@ -42,13 +43,46 @@ MAPILLARY_V12_CLASSES = (
     'Traffic Sign Frame', 'Utility Pole', 'Traffic Light', 'Traffic Sign (Back)', 'Traffic Sign (Front)',
     'Trash Can', 'Bicycle', 'Boat', 'Bus', 'Car', 'Caravan', 'Motorcycle', 'On Rails', 'Other Vehicle',
     'Trailer', 'Truck', 'Wheeled Slow', 'Car Mount', 'Ego Vehicle', 'Unlabeled')
-MAPILLARY_V12_TO_CITYSCAPES = {
-    'Road': 'road', 'Lane Marking - General': 'road', 'Manhole': 'road', 'Curb': 'sidewalk',
-    'Sidewalk': 'sidewalk', 'Building': 'building', 'Wall': 'wall', 'Fence': 'fence', 'Pole': 'pole',
-    'Utility Pole': 'pole', 'Traffic Light': 'traffic light', 'Traffic Sign (Front)': 'traffic sign',
-    'Vegetation': 'vegetation', 'Terrain': 'terrain', 'Sky': 'sky', 'Person': 'person',
-    'Bicyclist': 'rider', 'Motorcyclist': 'rider', 'Other Rider': 'rider', 'Car': 'car', 'Truck': 'truck',
-    'Bus': 'bus', 'On Rails': 'train', 'Motorcycle': 'motorcycle', 'Bicycle': 'bicycle'}
+
+
+def _squash(name: str) -> str:
+    return name.lower().replace(' ', '').replace('-', '')
+
+
+#: Substring rules tried in this order when a Mapillary name is not a Cityscapes class name itself.
+_MAPILLARY_RULES = (
+    (('trafficsign', 'front', 'back'), 'traffic sign'),
+    (('onrail',), 'train'),
+    (('cyclist', 'rider'), 'rider'),
+    (('pole', 'streetlight'), 'pole'),
+    (('curb', 'pedestrianarea'), 'sidewalk'),
+    (('crosswalkplain', 'parking', 'bikelane', 'servicelane', 'lanemarking'), 'road'),
+)
+
+
+def mapillary_name_to_cityscapes(name: str) -> Optional[str]:
+    """The Cityscapes class of a Mapillary class's readable name, or ``None`` (ignored).
+
+    The rule of the Mapillary -> Cityscapes conversion shared by Rein and SoMA: the name is lower
+    cased with spaces and hyphens removed; equal to a Cityscapes name (squashed the same way, e.g.
+    ``trafficlight``) it maps to that class; otherwise the first rule of ``_MAPILLARY_RULES`` with a
+    matching substring decides; no match is ignored (manholes, for example)."""
+    squashed = _squash(name)
+    for city in CITYSCAPES_CLASSES:
+        if squashed == _squash(city):
+            return city
+    for needles, city in _MAPILLARY_RULES:
+        if any(n in squashed for n in needles):
+            return city
+    return None
+
+
+MAPILLARY_V12_TO_CITYSCAPES = {name: city for name in MAPILLARY_V12_CLASSES
+                               if (city := mapillary_name_to_cityscapes(name)) is not None}
+
+#: UrbanSyn's semantic labels: train ids 0-18, and 19 for unlabeled pixels (ignored).
+URBANSYN_UNLABELED = 19
+URBANSYN_ID_TO_TRAIN_ID = {i: i for i in range(len(CITYSCAPES_CLASSES))}
 
 
 def id_to_train_id(source_classes, by_name: Dict[str, str]) -> Dict[int, int]:

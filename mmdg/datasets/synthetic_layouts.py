@@ -1,8 +1,9 @@
-"""Procedural samples written in the *raw public layouts* of GTA5, SYNTHIA, Cityscapes, BDD100K,
-Mapillary v1.2 and ACDC, with each dataset's own label convention (GTA5 / Cityscapes label ids, SYNTHIA
-class ids in the red channel of a 16-bit PNG, Mapillary v1.2 palette indices, train ids for BDD100K and
-ACDC). Tests run the converters and the dataset classes on them, and anyone can try a config without
-the real data: ``python tools/generate_demo_data.py --layouts data/fake``.
+"""Procedural samples written in the *raw public layouts* of GTA5, SYNTHIA, UrbanSyn, Cityscapes,
+BDD100K, Mapillary v1.2 and ACDC, with each dataset's own label convention (GTA5 / Cityscapes label ids,
+SYNTHIA class ids in the red channel of a 16-bit PNG, UrbanSyn train ids with 19 for unlabeled,
+Mapillary v1.2 palette indices, train ids for BDD100K and ACDC). Tests run the converters and the
+dataset classes on them, and anyone can try a config without the real data:
+``write_raw_layout('gta5', 'data/fake/gta5', n=20)``, then the converter as for the real dataset.
 """
 import os
 import os.path as osp
@@ -12,12 +13,12 @@ import cv2
 import numpy as np
 
 from .label_maps import (GTA5_ID_TO_TRAIN_ID, IGNORE_INDEX, MAPILLARY_V12_CLASSES, MAPILLARY_V12_ID_TO_TRAIN_ID,
-                         SYNTHIA_ID_TO_TRAIN_ID)
+                         SYNTHIA_ID_TO_TRAIN_ID, URBANSYN_UNLABELED)
 from .synthetic import DOMAINS, make_sample
 
 #: The style each fake dataset is rendered in (GTA5 and SYNTHIA are the synthetic sources).
-STYLE = dict(gta5='source', synthia='source', cityscapes='realistic', bdd100k='rain', mapillary='realistic',
-             acdc=None)
+STYLE = dict(gta5='source', synthia='source', urbansyn='source', cityscapes='realistic', bdd100k='rain',
+             mapillary='realistic', acdc=None)
 ACDC_STYLE = dict(fog='fog', night='night', rain='rain', snow='fog')
 
 
@@ -62,6 +63,10 @@ def write_raw_layout(dataset: str, root: str, n: int = 4, split: str = 'train',
             label = np.stack([np.zeros_like(ids), np.full_like(ids, i), ids], -1)  # BGR: class in red
             _write(osp.join(root, 'RGB', f'{i:07d}.png'), img)
             _write(osp.join(root, 'GT', 'LABELS', f'{i:07d}.png'), label)
+        elif dataset == 'urbansyn':
+            _write(osp.join(root, 'rgb', f'rgb_{i + 1:04d}.png'), img)
+            ss = np.where(lab == IGNORE_INDEX, URBANSYN_UNLABELED, lab).astype(np.uint8)
+            _write(osp.join(root, 'ss', f'ss_{i + 1:04d}.png'), ss)
         elif dataset == 'cityscapes':
             city, name = 'fakecity', f'fakecity_{i // 10:06d}_{i:06d}'
             _write(osp.join(root, 'leftImg8bit', split, city, f'{name}_leftImg8bit.png'), img)

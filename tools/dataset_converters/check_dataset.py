@@ -5,6 +5,9 @@ label, every label has an image of the same size, and every value is a train id 
     python tools/dataset_converters/check_dataset.py bdd100k data/bdd100k --split val
     python tools/dataset_converters/check_dataset.py acdc data/acdc --split val --condition night
     python tools/dataset_converters/check_dataset.py gta5 data/gta5
+    python tools/dataset_converters/check_dataset.py urbansyn data/urbansyn
+    python tools/dataset_converters/check_dataset.py mapillary data/mapillary --split validation
+    python tools/dataset_converters/check_dataset.py mapillary_half data/mapillary   # the half-resolution val set
 """
 import argparse
 import os
