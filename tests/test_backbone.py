@@ -1,6 +1,7 @@
 """TimmViT: feature pyramid, pre-trained weights before adapters, freezing, init_weights."""
 import pytest
 import torch
+import torch.nn.functional as F
 
 from conftest import tiny_vit
 from mmdg.adapters import AdapterLinear
@@ -61,3 +62,14 @@ def test_bad_arguments():
         TimmViT(arch='dinov3-z')
     with pytest.raises(ValueError, match='out_indices'):
         TimmViT(arch='dinov2-s', img_size=56, out_indices=(0, 1, 2, 9), model_kwargs=SMALL)
+
+
+def test_patch_resample_reaches_the_weight_loader(tmp_path):
+    ref, path = _official_file(tmp_path)  # patch 14
+    kw = dict(arch='dinov2-s', img_size=64, patch_size=16, out_indices=(0, 1, 2, 3), model_kwargs=SMALL)
+    assert TimmViT(**kw).patch_resample == 'pinv'  # the default: timm's resampling
+    bb = TimmViT(pretrained=path, patch_resample='bicubic', **kw)
+    want = F.interpolate(ref.patch_embed.proj.weight.detach(), size=(16, 16), mode='bicubic', align_corners=False)
+    assert bb.patch_resample == 'bicubic'
+    assert torch.equal(bb.vit.patch_embed.proj.weight, want)
+    assert not torch.equal(TimmViT(pretrained=path, **kw).vit.patch_embed.proj.weight, want)

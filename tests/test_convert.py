@@ -5,10 +5,11 @@ import sys
 
 import pytest
 import torch
+import torch.nn.functional as F
 from timm.models.vision_transformer import checkpoint_filter_fn
 
 from conftest import REPO, tiny_vit
-from mmdg.models.backbones.vit_weights import load_vit_weights, timm_to_official_dinov2
+from mmdg.models.backbones.vit_weights import convert_to_timm, load_vit_weights, timm_to_official_dinov2
 from mmdg.utils.checkpoint import CheckpointError
 
 SMALL = dict(embed_dim=64, depth=4, num_heads=2)
@@ -16,8 +17,8 @@ SMALL = dict(embed_dim=64, depth=4, num_heads=2)
 
 def _backbone(arch, path, **kw):
     from mmdg.models.backbones import TimmViT
-    return TimmViT(arch=arch, img_size=56, patch_size=kw.pop('patch_size', 14), out_indices=(0, 1, 2, 3),
-                   out_strides=None, pretrained=path, model_kwargs=dict(SMALL, **kw.pop('model_kwargs', {})), **kw)
+    return TimmViT(arch=arch, img_size=kw.pop('img_size', 56), patch_size=kw.pop('patch_size', 14),
+                   out_indices=(0, 1, 2, 3), out_strides=None, pretrained=path, model_kwargs=dict(SMALL, **kw.pop('model_kwargs', {})), **kw)
 
 
 def _features(model, x):
@@ -132,3 +133,87 @@ def test_checkpoint_that_does_not_fit_lists_the_keys(tmp_path):
     assert re.search(r'missing \(1\): blocks\.0\.norm1\.weight', msg)
     assert re.search(r'unexpected \(1\): blocks\.0\.extra\.weight', msg)
     assert 'mis-shaped' in msg and 'blocks.0.attn.qkv.weight: checkpoint (192, 64) vs model (288, 96)' in msg
+
+
+def _official_small(tmp_path, kind='dinov2', img_size=112):
+    ref = tiny_vit(kind, img_size=img_size, **SMALL)  # patch 14: an 8x8 grid by default
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    official = timm_to_official_dinov2(ref.state_dict(), ref)
+    src = tmp_path / 'official.pth'
+    torch.save(official, src)
+    return official, str(src)
+
+
+def _bicubic(t, size):
+    return F.interpolate(t.float(), size=size, mode='bicubic', align_corners=False)
+
+
+def test_bicubic_patch_resample_is_the_official_conversion(tmp_path):
+    """'bicubic': kernel and position grid by plain F.interpolate (the official SoRA conversion), cls
+    position kept; 'pinv' stays timm's; the two differ."""
+    official, src = _official_small(tmp_path)  # patch 14, 8x8 grid
+    bb = _backbone('dinov2-s', src, patch_size=16, img_size=96, patch_resample='bicubic')  # 6x6 grid
+    kernel = _bicubic(official['patch_embed.proj.weight'], (16, 16))
+    grid = official['pos_embed'][:, 1:].reshape(1, 8, 8, -1).permute(0, 3, 1, 2)
+    grid = _bicubic(grid, (6, 6)).permute(0, 2, 3, 1).reshape(1, 36, -1)
+    pos = torch.cat([official['pos_embed'][:, :1], grid], dim=1)
+    assert torch.equal(bb.vit.patch_embed.proj.weight, kernel)
+    assert torch.equal(bb.vit.pos_embed, pos)
+    assert torch.equal(bb.vit.blocks[1].attn.qkv.weight, official['blocks.1.attn.qkv.weight'])
+
+    pinv = _backbone('dinov2-s', src, patch_size=16, img_size=96)  # the default
+    peer = tiny_vit('dinov2', patch_size=16, img_size=96, **SMALL)
+    peer.load_state_dict(checkpoint_filter_fn(torch.load(src), peer))
+    assert torch.equal(pinv.vit.patch_embed.proj.weight, peer.patch_embed.proj.weight)
+    assert torch.equal(pinv.vit.pos_embed, peer.pos_embed)
+    assert not torch.allclose(pinv.vit.patch_embed.proj.weight, kernel, rtol=0.05, atol=0)
+    assert not torch.allclose(pinv.vit.pos_embed, pos, rtol=0.05, atol=0)
+
+
+def test_bicubic_patch_resample_with_registers(tmp_path):
+    """DINOv2 with registers: timm keeps no cls position, so the official one joins the cls token."""
+    official, src = _official_small(tmp_path, 'dinov2-reg4')
+    official['pos_embed'][:, :1] = torch.randn_like(official['pos_embed'][:, :1])  # a real cls position
+    torch.save(official, src)
+    bb = _backbone('dinov2-s-reg4', src, patch_size=16, img_size=96, patch_resample='bicubic')
+    grid = official['pos_embed'][:, 1:].reshape(1, 8, 8, -1).permute(0, 3, 1, 2)
+    grid = _bicubic(grid, (6, 6)).permute(0, 2, 3, 1).reshape(1, 36, -1)
+    assert torch.equal(bb.vit.pos_embed, grid)
+    torch.testing.assert_close(bb.vit.cls_token, official['cls_token'] + official['pos_embed'][:, :1])
+    assert torch.equal(bb.vit.reg_token, official['register_tokens'])
+
+
+def test_patch_resample_is_validated_and_kept_out_of_same_size_files(tmp_path):
+    official, src = _official_small(tmp_path, img_size=56)  # the model's own 4x4 grid and kernel 14
+    with pytest.raises(ValueError, match='patch_resample'):
+        _backbone('dinov2-s', src, patch_resample='nearest')
+    # a file that already has the model's kernel and grid loads unchanged either way
+    same = [_backbone('dinov2-s', src, patch_resample=m).vit.state_dict() for m in ('pinv', 'bicubic')]
+    for k, v in same[0].items():
+        assert torch.equal(v, same[1][k]), k
+    assert torch.equal(same[1]['pos_embed'], official['pos_embed'])
+
+
+def test_convert_cli_patch_resample(tmp_path):
+    """tools/convert/vit.py --patch-resample bicubic on a full-size DINOv2-S/14 (37x37 grid) -> 16 / 6x6."""
+    import timm
+    ref = timm.create_model('vit_small_patch14_dinov2', pretrained=False, num_classes=0, img_size=518)
+    official = timm_to_official_dinov2(ref.state_dict(), ref)
+    src = tmp_path / 'dinov2_vits14_pretrain.pth'
+    torch.save(official, src)
+    dst = tmp_path / 'bicubic.pth'
+    res = _convert_cli(src, dst, 'dinov2-s', '--img-size', '96', '--patch-size', '16', '--patch-resample', 'bicubic')
+    assert res.returncode == 0, res.stderr
+    ckpt = torch.load(dst)
+    assert ckpt['meta']['patch_resample'] == 'bicubic'
+    out = ckpt['state_dict']
+    grid = official['pos_embed'][:, 1:].reshape(1, 37, 37, -1).permute(0, 3, 1, 2)
+    grid = _bicubic(grid, (6, 6)).permute(0, 2, 3, 1).reshape(1, 36, -1)
+    assert torch.equal(out['pos_embed'], torch.cat([official['pos_embed'][:, :1], grid], dim=1))
+    assert torch.equal(out['patch_embed.proj.weight'], _bicubic(official['patch_embed.proj.weight'], (16, 16)))
+    peer = timm.create_model('vit_small_patch14_dinov2', pretrained=False, num_classes=0, img_size=96, patch_size=16)
+    pinv = convert_to_timm(official, peer)  # the default, timm's
+    assert not torch.allclose(pinv['patch_embed.proj.weight'], out['patch_embed.proj.weight'], rtol=0.05, atol=0)
+    assert _convert_cli(src, tmp_path / 'x.pth', 'dinov2-s', '--patch-resample', 'area').returncode != 0

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 
 from mmdg.adapters import inject_adapters
-from mmdg.models.backbones.vit_weights import build_timm_vit, load_vit_weights
+from mmdg.models.backbones.vit_weights import build_timm_vit, check_patch_resample, load_vit_weights
 from mmdg.registry import MODELS
 
 
@@ -28,9 +28,17 @@ class TimmViT(BaseModule):
         pretrained: local path to weights in the official DINOv2 / EVA02 or timm layout (converted on the
             fly), or to a checkpoint made by ``tools/convert/vit.py``. Loaded *before* the adapters
             are injected, so SVD-based adapters decompose the pre-trained weights.
+        patch_resample: how ``pretrained``'s patch kernel and position grid are resampled to
+            ``patch_size`` / ``img_size``: ``'pinv'`` (timm's pseudo-inverse kernel, antialiased
+            positions) or ``'bicubic'`` (plain bicubic interpolation of both, the official SoRA/SoMA
+            conversion; its released models were trained on those tokens). A file that already has the
+            model's sizes is loaded as it is either way.
         adapter: ``dict(type='SoRA', ...)`` for :func:`mmdg.adapters.inject_adapters`, or ``None``.
         frozen_blocks: the first k blocks (and the embeddings) get no trainable parameter.
         freeze: freeze the whole ViT (the "frozen backbone" baseline).
+        frozen_params: parameters whose name contains one of these strings stay frozen whatever the
+            method (the official full fine-tuning keeps norms, layer scales and embeddings fixed:
+            ``('norm1', 'norm2', 'ls1', 'ls2', 'pos_embed', 'patch_embed')``).
         out_norm: apply the final norm to the returned features.
         grad_checkpointing: recompute each block's activations in the backward pass (timm's own
             switch, non-reentrant) instead of storing them: less memory for about 1/3 more compute.
@@ -44,15 +52,18 @@ class TimmViT(BaseModule):
                  out_indices: Sequence[int] = (7, 11, 15, 23),
                  out_strides: Optional[Sequence[int]] = (4, 8, 16, 32),
                  pretrained: Optional[str] = None,
+                 patch_resample: str = 'pinv',
                  adapter: Optional[Dict] = None,
                  frozen_blocks: int = 0,
                  freeze: bool = False,
+                 frozen_params: Sequence[str] = (),
                  out_norm: bool = False,
                  drop_path_rate: float = 0.0,
                  grad_checkpointing: bool = False,
                  model_kwargs: Optional[Dict] = None,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
+        self.patch_resample = check_patch_resample(patch_resample)
         self.vit = build_timm_vit(arch, img_size=img_size, patch_size=patch_size,
                                   drop_path_rate=drop_path_rate, **(model_kwargs or {}))
         depth = len(self.vit.blocks)
@@ -68,13 +79,18 @@ class TimmViT(BaseModule):
         self.out_norm = out_norm
         self.pretrained = pretrained
         if pretrained:
-            load_vit_weights(self.vit, pretrained)
+            load_vit_weights(self.vit, pretrained, patch_resample=patch_resample)
         if adapter is not None:
             inject_adapters(self.vit, adapter)  # after the weights: SoRA/PiSSA decompose pre-trained W
         if freeze:
             self.vit.requires_grad_(False)
         self.frozen_blocks = frozen_blocks
         self._freeze_prefix(frozen_blocks)
+        if isinstance(frozen_params, str):
+            frozen_params = (frozen_params,)
+        for name, p in self.vit.named_parameters():
+            if any(key in name for key in frozen_params):
+                p.requires_grad_(False)
         # Parameters the forward never uses (the classifier's pooling norm and head, the final norm
         # unless out_norm) get no gradient: trainable, they would trip DDP's unused-parameter check.
         unused = ('fc_norm.', 'head.') + (() if out_norm else ('norm.',))

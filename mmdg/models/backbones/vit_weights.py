@@ -1,17 +1,23 @@
 """Building the timm ViTs mmdg uses and loading official DINOv2 / EVA02 weights into them.
 
-Key conversion and patch / position resampling are timm's own ``checkpoint_filter_fn`` (it knows the
-official DINOv2 and EVA02 layouts); this module adds architecture names, checks that report every
-missing, unexpected and mis-shaped key, and the inverse mapping to the official DINOv2 layout (for
-exporting merged backbones and for tests).
+Key conversion is timm's own ``checkpoint_filter_fn`` (it knows the official DINOv2 and EVA02 layouts).
+The patch kernel (14 -> 16) and the position grid are resampled in one of two ways
+(:data:`PATCH_RESAMPLE`): ``'pinv'``, timm's pseudo-inverse kernel resampling (patch embeddings of
+resized patches preserved) with antialiased bicubic positions, or ``'bicubic'``, plain bicubic
+``F.interpolate`` of kernel and position grid as the official SoRA/SoMA conversion does, whose released
+models were trained on the tokens it gives. This module adds architecture names, checks that report
+every missing, unexpected and mis-shaped key, and the inverse mapping to the official DINOv2 layout
+(for exporting merged backbones and for tests).
 """
 from __future__ import annotations
 
+import math
 import re
-from typing import Dict, Tuple, Union
+from typing import Dict, Optional, Tuple, Union
 
 import timm
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mmdg.utils.checkpoint import CheckpointError, safe_torch_load, unwrap_state_dict  # noqa: F401 (re-exported)
@@ -30,6 +36,9 @@ ARCHS = {
     'eva02-b': 'eva02_base_patch14_224',
     'eva02-l': 'eva02_large_patch14_224',
 }
+
+#: Ways to resample a pre-trained patch kernel and position grid to the model's (see the module doc).
+PATCH_RESAMPLE = ('pinv', 'bicubic')
 
 #: Keys of pre-training heads that a backbone legitimately has no place for.
 _PRETRAIN_ONLY = re.compile(r'^(mask_token|lm_head\.|head\.|fc_norm\.|rope\.)')
@@ -59,36 +68,99 @@ def _filter_fn(model: nn.Module):
     return checkpoint_filter_fn
 
 
-def convert_to_timm(state_dict: Dict[str, torch.Tensor], model: nn.Module) -> Dict[str, torch.Tensor]:
-    """Official (or timm) layout -> ``model``'s timm layout, resampling patch kernel and position grid."""
+def check_patch_resample(patch_resample: str) -> str:
+    if patch_resample not in PATCH_RESAMPLE:
+        raise ValueError(f'patch_resample={patch_resample!r}: use one of {", ".join(PATCH_RESAMPLE)}')
+    return patch_resample
+
+
+def _position_prefix(num_tokens: int, model: nn.Module) -> int:
+    """How many leading (class / register) positions a checkpoint's ``pos_embed`` of ``num_tokens``
+    entries holds before its square grid: 0 or the model's prefix-token count (1 for DINOv2 / EVA02)."""
+    for prefix in sorted({0, 1, int(getattr(model, 'num_prefix_tokens', 1))}):
+        side = math.isqrt(max(num_tokens - prefix, 0))
+        if side > 0 and side * side == num_tokens - prefix:
+            return prefix
+    raise CheckpointError(f'pos_embed with {num_tokens} positions is no square grid (after 0 or 1 class '
+                          f'position); patch_resample="bicubic" cannot resample it')
+
+
+def resample_bicubic(state_dict: Dict[str, torch.Tensor], model: nn.Module) -> Dict[str, torch.Tensor]:
+    """The official SoRA/SoMA conversion of ``patch_embed.proj.weight`` and ``pos_embed`` to ``model``'s
+    kernel size and position grid: ``F.interpolate(..., mode='bicubic', align_corners=False)`` without
+    antialiasing, in float32; leading class positions are kept as they are. Other keys pass unchanged,
+    as do tensors that already have the model's size."""
+    out = dict(state_dict)
+    kernel = out.get('patch_embed.proj.weight')
+    size = tuple(model.patch_embed.proj.weight.shape[-2:])
+    if kernel is not None and kernel.ndim == 4 and tuple(kernel.shape[-2:]) != size:
+        out['patch_embed.proj.weight'] = F.interpolate(kernel.float(), size=size, mode='bicubic',
+                                                       align_corners=False)
+    pos = out.get('pos_embed')
+    grid = tuple(model.patch_embed.grid_size)
+    if pos is not None and getattr(model, 'pos_embed', None) is not None:
+        prefix = _position_prefix(pos.shape[1], model)
+        side = math.isqrt(pos.shape[1] - prefix)
+        if (side, side) != grid:
+            cls_pos, tokens = pos[:, :prefix], pos[:, prefix:].float()
+            tokens = tokens.reshape(pos.shape[0], side, side, -1).permute(0, 3, 1, 2)
+            tokens = F.interpolate(tokens, size=grid, mode='bicubic', align_corners=False)
+            tokens = tokens.permute(0, 2, 3, 1).reshape(pos.shape[0], grid[0] * grid[1], -1)
+            out['pos_embed'] = torch.cat([cls_pos.float(), tokens], dim=1)
+    return out
+
+
+def convert_to_timm(state_dict: Dict[str, torch.Tensor], model: nn.Module,
+                    patch_resample: str = 'pinv') -> Dict[str, torch.Tensor]:
+    """Official (or timm) layout -> ``model``'s timm layout, resampling patch kernel and position grid.
+
+    ``patch_resample``: ``'pinv'`` (timm's pseudo-inverse kernel, antialiased positions) or ``'bicubic'``
+    (plain bicubic interpolation of both, the official SoRA/SoMA conversion: their released models
+    need it); see :func:`resample_bicubic`.
+    """
+    check_patch_resample(patch_resample)
     state_dict = dict(state_dict)
     for prefix in ('backbone.vit.', 'vit.', 'backbone.'):  # mmdg / mmseg checkpoints of a backbone
         if any(k.startswith(prefix + 'blocks.') for k in state_dict):
             state_dict = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
             break
+    if patch_resample == 'bicubic':
+        # resampled here to the model's sizes, so that timm's filter below leaves both tensors alone
+        state_dict = resample_bicubic(state_dict, model)
     return _filter_fn(model)(state_dict, model)
 
 
-def check_fit(state_dict: Dict[str, torch.Tensor], model: nn.Module, source: str = 'checkpoint') -> None:
-    """Raise :class:`CheckpointError` listing missing, unexpected and mis-shaped keys, if any."""
-    own = model.state_dict()
+def check_keys(state_dict: Dict[str, torch.Tensor], own: Dict[str, torch.Tensor], source: str, target: str,
+               origin: Optional[Dict[str, str]] = None) -> None:
+    """Raise :class:`CheckpointError` listing the keys of ``own`` (name -> tensor of the wanted shape) that
+    ``state_dict`` lacks, those it has in excess and those of another shape, if any. ``origin`` names
+    where a converted key came from (shown next to it)."""
+    def name(k):
+        return f'{k} (from {origin[k]})' if origin and origin.get(k, k) != k else k
     missing = sorted(k for k in own if k not in state_dict)
-    unexpected = sorted(k for k in state_dict if k not in own and not _PRETRAIN_ONLY.match(k))
-    shapes = sorted(f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
+    unexpected = sorted(name(k) for k in state_dict if k not in own and not _PRETRAIN_ONLY.match(k))
+    shapes = sorted(f'{name(k)}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
                     for k, v in state_dict.items() if k in own and v.shape != own[k].shape)
     if missing or unexpected or shapes:
         def fmt(title, items):
             return f'\n  {title} ({len(items)}): ' + ', '.join(items[:20]) + (' ...' if len(items) > 20 else '') \
                 if items else ''
-        raise CheckpointError(f'{source} does not fit {type(model).__name__} '
-                              f'({sum(p.numel() for p in model.parameters()):,} parameters):'
-                              + fmt('missing', missing) + fmt('unexpected', unexpected)
-                              + fmt('mis-shaped', shapes))
+        raise CheckpointError(f'{source} does not fit {target}:' + fmt('missing', missing)
+                              + fmt('unexpected', unexpected) + fmt('mis-shaped', shapes))
 
 
-def load_vit_weights(model: nn.Module, path: str) -> nn.Module:
-    """Load a local DINOv2 / EVA02 checkpoint (official or timm layout) into a timm ``model``, strictly."""
-    state = convert_to_timm(unwrap_state_dict(safe_torch_load(path, 'cpu')), model)
+def check_fit(state_dict: Dict[str, torch.Tensor], model: nn.Module, source: str = 'checkpoint',
+              origin: Optional[Dict[str, str]] = None) -> None:
+    """Raise :class:`CheckpointError` listing missing, unexpected and mis-shaped keys, if any."""
+    check_keys(state_dict, model.state_dict(), source,
+               f'{type(model).__name__} ({sum(p.numel() for p in model.parameters()):,} parameters)', origin)
+
+
+def load_vit_weights(model: nn.Module, path: str, patch_resample: str = 'pinv') -> nn.Module:
+    """Load a local DINOv2 / EVA02 checkpoint (official or timm layout) into a timm ``model``, strictly.
+    ``patch_resample``: see :func:`convert_to_timm` (``'bicubic'`` reproduces the official SoRA/SoMA
+    conversion, ``'pinv'`` is timm's)."""
+    state = convert_to_timm(unwrap_state_dict(safe_torch_load(path, 'cpu')), model, patch_resample)
     check_fit(state, model, source=f'checkpoint {path}')
     own = model.state_dict()
     model.load_state_dict({k: v for k, v in state.items() if k in own}, strict=True)
