@@ -29,7 +29,7 @@ def dg_roots(tmp_path_factory):
     base = tmp_path_factory.mktemp('dg_data')
     roots = {}
     for name, splits in dict(gta5=['train'], synthia=['train'], urbansyn=['train'], cityscapes=['train', 'val'],
-                             bdd100k=['val'], mapillary=['val'], acdc=['val']).items():
+                             bdd100k=['val'], mapillary=['val'], acdc=['val', 'test']).items():
         root = str(base / name)
         for split in splits:
             write_raw_layout(name, root, n=2, split=split, size=(64, 96), conditions=('fog', 'night', 'rain', 'snow'))

@@ -163,6 +163,16 @@ def targets(cfg):
     return '; '.join(out)
 
 
+def test_split(cfg):
+    ev = cfg.get('test_evaluator', {})
+    if not isinstance(ev, dict) or ev.get('type') != 'SegPredictionWriter':
+        return 'the validation targets, scored'
+    domains = cfg.test_dataloader.dataset.domains
+    d = next(iter(domains.values()))
+    size = _resize_text(_first(d['pipeline'], 'Resize'))
+    return f'{", ".join(domains)} {d.get("split")} {size}, predictions written as {ev.get("encoding")} PNGs'
+
+
 def seed(cfg):
     return str(cfg.get('randomness', {}).get('seed'))
 
@@ -234,6 +244,7 @@ SETTINGS = [
     ('validation interval', val_interval, False),
     ('test mode', test_mode, False),
     ('validation targets', targets, False),
+    ('test run', test_split, False),
     ('seed', seed, False),
     ('backbone', backbone, True),
     ('patch kernel 14 -> 16', patch_resample, False),
@@ -258,7 +269,8 @@ _SORA = dict(
        'weight decay schedule': 'cosine to 1e-05 over iterations 0-40000',
        'zero-decay groups while annealing': 'rise from 0 to 1e-05', 'zero weight decay for': _SORA_ZERO_DECAY,
        'EMA': 'from iteration 12000, momentum 0.0002, parameters', 'validation interval': '4000',
-       'test mode': 'slide 512x512, stride 341', 'validation targets': _CBM, 'seed': '42',
+       'test mode': 'slide 512x512, stride 341', 'validation targets': _CBM,
+       'test run': 'the validation targets, scored', 'seed': '42',
        'backbone': 'dinov2-l, patch 16, input 512, features of blocks (7, 11, 15, 23)',
        'patch kernel 14 -> 16': 'bicubic', 'method': 'SoRA r 16 alpha 16, blocks 8-23',
        'frozen in the backbone': 'blocks 0-7; every weight outside the adapters',
@@ -289,6 +301,7 @@ OFFICIAL: Dict[str, dict] = {
                   'lr schedule': 'poly power 0.9 to 0, iterations 10000-40000',
                   'EMA': 'from iteration 20000, momentum 0.0002, parameters', 'test mode': 'slide 1024x1024, stride 683',
                   'validation targets': _ACDC,
+                  'test run': 'fog, night, rain, snow test fit 1920x1080, predictions written as train_id PNGs',
                   'backbone': 'dinov2-l, patch 16, input 1024, features of blocks (7, 11, 15, 23)'})),
 }
 _GSU = 'GTA5 + SYNTHIA + UrbanSyn'

@@ -72,7 +72,7 @@ def configure_prediction_output(cfg, out=None, format_only=False, encoding=None)
             writer = dict(type='SegPredictionWriter', output_dir=out)
             cfg.test_evaluator = writer if format_only else (
                 [*cfg.test_evaluator, writer] if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator, writer])
-            writers = [writer]
+            writers = _writers(cfg.test_evaluator)  # the config holds its own copies
         for w in writers:
             w['output_dir'] = out
     elif writers:

@@ -18,13 +18,18 @@ ACDC_CONDITIONS = ('fog', 'night', 'rain', 'snow')
 
 class DGSegDataset(BaseSegDataset):
     """Base of the datasets below: ``split`` / ``condition`` fill in the layout's folders and suffixes
-    unless ``data_prefix`` / ``img_suffix`` / ``seg_map_suffix`` are given explicitly."""
+    unless ``data_prefix`` / ``img_suffix`` / ``seg_map_suffix`` are given explicitly.
+    ``with_labels=False`` lists images only (a test split whose labels a benchmark server keeps)."""
     METAINFO = _MMSegCityscapes.METAINFO
     layout_name = ''
 
-    def __init__(self, split: Optional[str] = None, condition: Optional[str] = None, **kwargs):
+    def __init__(self, split: Optional[str] = None, condition: Optional[str] = None, with_labels: bool = True,
+                 **kwargs):
         spec = layout(self.layout_name, split, condition)
-        kwargs.setdefault('data_prefix', dict(img_path=spec['img_path'], seg_map_path=spec['seg_map_path']))
+        prefix = dict(img_path=spec['img_path'], seg_map_path=spec['seg_map_path'])
+        if not with_labels:
+            del prefix['seg_map_path']
+        kwargs.setdefault('data_prefix', prefix)
         kwargs.setdefault('img_suffix', spec['img_suffix'])
         kwargs.setdefault('seg_map_suffix', spec['seg_map_suffix'])
         super().__init__(**kwargs)
@@ -37,7 +42,7 @@ class DGSegDataset(BaseSegDataset):
         data_list = super().load_data_list()
         if not data_list:
             raise DatasetLayoutError(f'{type(self).__name__}: no *{self.img_suffix} image under {img_dir}')
-        missing = [d['seg_map_path'] for d in data_list if not osp.isfile(d['seg_map_path'])]
+        missing = [d['seg_map_path'] for d in data_list if 'seg_map_path' in d and not osp.isfile(d['seg_map_path'])]
         if missing:
             raise DatasetLayoutError(
                 f'{type(self).__name__}: {len(missing)} of {len(data_list)} label files are missing, e.g. '
@@ -113,10 +118,12 @@ class MapillaryCS19Dataset(DGSegDataset):
 @DATASETS.register_module()
 class ACDCDataset(DGSegDataset):
     """ACDC, one condition (fog, night, rain, snow): ``rgb_anon/<condition>/<split>/<sequence>/``,
-    ``gt/<condition>/<split>/<sequence>/*_gt_labelTrainIds.png``."""
+    ``gt/<condition>/<split>/<sequence>/*_gt_labelTrainIds.png``. The ``test`` split has no public labels:
+    it is read without them (``with_labels=False``), for predictions scored by the ACDC server."""
     layout_name = 'acdc'
 
     def __init__(self, condition: str, split: str = 'val', **kwargs):
         if condition not in ACDC_CONDITIONS:
             raise ValueError(f'ACDC condition {condition!r} is not one of {ACDC_CONDITIONS}')
+        kwargs.setdefault('with_labels', split != 'test')
         super().__init__(split=split, condition=condition, **kwargs)

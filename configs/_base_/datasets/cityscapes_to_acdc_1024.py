@@ -30,3 +30,19 @@ target_datasets = dict(_delete_=True, **acdc_val)
 val_dataloader = dict(dataset=dict(domains=dict(_delete_=True, **acdc_val)))
 test_dataloader = val_dataloader
 auto_scale_lr = dict(base_batch_size=8)  # 4 GPUs x 2
+# tools/test.py runs the ACDC *test* split (no public labels) and writes the predictions for the ACDC
+# server, one folder per condition: `tools/test.py CONFIG CKPT --out DIR` (default: <work_dir>/format_results).
+acdc_submission_pipeline = [
+    dict(type='LoadImageChecked'),
+    dict(type='Resize', scale=(1920, 1080), keep_ratio=True),
+    dict(type='PackSegInputs'),
+]
+test_dataloader = dict(
+    _delete_=True, batch_size=1, num_workers=4, persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(type='MultiDomainDataset', domains={
+        c: dict(type='ACDCDataset', condition=c, split='test', data_root='data/acdc', pipeline=acdc_submission_pipeline)
+        for c in ('fog', 'night', 'rain', 'snow')}))
+# train ids, as the official configs write them (mmseg's IoUMetric(format_only=True)); tools/test.py
+# --label-encoding label_id writes Cityscapes label ids instead.
+test_evaluator = dict(_delete_=True, type='SegPredictionWriter', output_dir='format_results', encoding='train_id')
