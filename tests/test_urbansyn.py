@@ -1,5 +1,4 @@
 """UrbanSyn: the release's rgb/rgb_XXXX.png + ss/ss_XXXX.png (19 = unlabeled) through the converter CLI."""
-import hashlib
 import os
 import os.path as osp
 import subprocess
@@ -9,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 from conftest import REPO
+from test_datasets_converters import _build, _md5, _read  # one home for these helpers
 from mmdg.datasets.synthetic_layouts import train_ids_of, write_raw_layout
 
 CONVERT = osp.join(REPO, 'tools', 'dataset_converters', 'convert_labels.py')
@@ -17,22 +17,6 @@ CHECK = osp.join(REPO, 'tools', 'dataset_converters', 'check_dataset.py')
 
 def _run(*args):
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=REPO)
-
-
-def _md5(path):
-    return hashlib.md5(open(path, 'rb').read()).hexdigest()
-
-
-def _read(path):
-    return np.asarray(Image.open(path))
-
-
-def _build(cfg):
-    from mmengine.registry import init_default_scope
-    init_default_scope('mmdg')
-    from mmdg.registry import DATASETS
-    pipeline = [dict(type='LoadImageChecked'), dict(type='LoadAnnotationsChecked'), dict(type='PackSegInputs')]
-    return DATASETS.build(dict(cfg, pipeline=pipeline))
 
 
 def test_convert_check_and_load(tmp_path):
