@@ -27,8 +27,9 @@ def parse_args():
     parser.add_argument('--format-only', action='store_true',
                         help='only write the predictions (needs --out or a config whose test evaluator writes)')
     parser.add_argument('--label-encoding', choices=['label_id', 'train_id'], default=None,
-                        help='PNG encoding of --out: Cityscapes label ids (default; what the Cityscapes and ACDC '
-                             'servers read) or the 19 train ids')
+                        help="PNG encoding of the predictions: Cityscapes label ids (cityscapesScripts' encoding; "
+                             "the default of a writer added by --out) or the 19 train ids (the ACDC configs' own "
+                             'writer, as the official configs)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     return parser.parse_args()
@@ -60,27 +61,24 @@ def _writers(evaluator):
 
 def configure_prediction_output(cfg, out=None, format_only=False, encoding=None):
     """Point the config's test evaluator at ``out``: a :class:`SegPredictionWriter` beside the metric, or
-    instead of it with ``format_only``. A config whose test evaluator is already a writer (a test split
-    without labels) only gets its folder set."""
+    alone with ``format_only``. A config whose test evaluator is already a writer (a test split without
+    labels) keeps it, with its folder under the work dir unless ``out`` is given."""
     writers = _writers(cfg.test_evaluator)
-    if format_only and not (out or writers):
-        raise ValueError('--format-only needs --out DIR: where the predictions go')
     if out:
         if osp.isdir(out) and os.listdir(out):
             raise FileExistsError(f'--out {out} is not empty: predictions go into a new or empty folder')
         if not writers:
-            writer = dict(type='SegPredictionWriter', output_dir=out)
-            cfg.test_evaluator = writer if format_only else (
-                [*cfg.test_evaluator, writer] if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator, writer])
+            items = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
+            cfg.test_evaluator = [*items, dict(type='SegPredictionWriter')]
             writers = _writers(cfg.test_evaluator)  # the config holds its own copies
-        for w in writers:
-            w['output_dir'] = out
-    elif writers:
-        for w in writers:  # the config's own folder, under this run's work dir
-            w['output_dir'] = osp.join(cfg.work_dir, w.get('output_dir', 'format_results'))
     for w in writers:
+        w['output_dir'] = out or osp.join(cfg.work_dir, w.get('output_dir', 'format_results'))
         if encoding:
             w['encoding'] = encoding
+    if format_only:
+        if not writers:
+            raise ValueError('--format-only needs --out DIR: where the predictions go')
+        cfg.test_evaluator = writers[0] if len(writers) == 1 else writers
     return cfg
 
 

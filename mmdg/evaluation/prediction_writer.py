@@ -11,8 +11,7 @@ from PIL import Image
 from mmdg.datasets.label_maps import CITYSCAPES_LABEL_IDS, TRAIN_ID
 from mmdg.registry import METRICS
 
-#: train id -> Cityscapes label id (the encoding cityscapesScripts, and so the Cityscapes and ACDC servers,
-#: evaluate); 255 stays 255.
+#: train id -> Cityscapes label id (the encoding cityscapesScripts evaluates); 255 stays 255.
 TRAIN_ID_TO_LABEL_ID = np.full(256, 255, np.uint8)
 for _label_id, _name in CITYSCAPES_LABEL_IDS.items():
     TRAIN_ID_TO_LABEL_ID[TRAIN_ID[_name]] = _label_id
@@ -26,7 +25,7 @@ class SegPredictionWriter(BaseMetric):
     Args:
         output_dir: where the PNGs go (``tools/test.py --out`` sets it). An existing file is never
             overwritten: a second run into the same folder is refused.
-        encoding: ``'label_id'`` (Cityscapes label ids, what cityscapesScripts-based servers read) or
+        encoding: ``'label_id'`` (Cityscapes label ids, cityscapesScripts' encoding) or
             ``'train_id'`` (the 19 train ids, as mmseg's ``IoUMetric(format_only=True)`` of the official
             configs writes them).
     """

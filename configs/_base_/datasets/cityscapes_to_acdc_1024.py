@@ -32,11 +32,7 @@ test_dataloader = val_dataloader
 auto_scale_lr = dict(base_batch_size=8)  # 4 GPUs x 2
 # tools/test.py runs the ACDC *test* split (no public labels) and writes the predictions for the ACDC
 # server, one folder per condition: `tools/test.py CONFIG CKPT --out DIR` (default: <work_dir>/format_results).
-acdc_submission_pipeline = [
-    dict(type='LoadImageChecked'),
-    dict(type='Resize', scale=(1920, 1080), keep_ratio=True),
-    dict(type='PackSegInputs'),
-]
+acdc_submission_pipeline = [t for t in acdc_test_pipeline if t['type'] != 'LoadAnnotationsChecked']
 test_dataloader = dict(
     _delete_=True, batch_size=1, num_workers=4, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False),
