@@ -1,6 +1,5 @@
 """Predictions for a benchmark server: the ACDC test split (no labels) through the real tools/test.py."""
 import glob
-import os
 import os.path as osp
 import subprocess
 import sys

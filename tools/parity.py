@@ -13,7 +13,7 @@ import argparse
 import glob
 import os.path as osp
 import sys
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -348,8 +348,8 @@ DOCUMENTED = {
         '(docs/datasets.md: how to draw one), so numbers depend on which 186 images it holds.',
 }
 
-#: mmdg config name -> the official recipe it follows.
 def recipe_of(name: str) -> Optional[str]:
+    """The official recipe (a key of ``OFFICIAL``) an mmdg config name follows."""
     method = name.split('/')[0]
     for proto in ('gta5+synthia+urbansyn-to-cbm-512', 'gta5+synthia+urbansyn-to-cbm-1024', 'cityscapes-1of16-to-cbm',
                   'gta5+synthia-to-cbm', 'cityscapes-to-bm', 'cityscapes-to-acdc-512', 'cityscapes-to-acdc-1024',
