@@ -2,17 +2,26 @@
 #   make install TORCH=system   keep the torch/torchvision you already have (e.g. a CUDA build)
 #   make demo METHOD=full       pick the backbone tuning method of the demo
 #   make demo-det               the detection demo (DWD-style VOC data, per-domain mAP@0.5)
+#   make install MMCV_OPS=cpu   build mmcv without CUDA kernels (default auto: CUDA when torch has it and nvcc exists)
+#   make wheelhouse DIR=wh      collect every wheel + mmcv's source for an offline install;
+#   make install WHEELHOUSE=wh  then installs from it with no network
 PYTHON ?= python3
 TORCH  ?= pinned
 VENV   := .venv
 PY     := $(VENV)/bin/python
 METHOD ?= full
 DEMO_ARGS ?=
+MMCV_OPS ?= auto
+WHEELHOUSE ?=
+DIR ?=
 
-.PHONY: install demo demo-det test benchmark clean-demo
+.PHONY: install wheelhouse demo demo-det test benchmark clean-demo
 
 install:
-	@PYTHON=$(PYTHON) TORCH=$(TORCH) VENV=$(VENV) bash tools/install_env.sh
+	@PYTHON=$(PYTHON) TORCH=$(TORCH) VENV=$(VENV) MMCV_OPS=$(MMCV_OPS) WHEELHOUSE=$(WHEELHOUSE) bash tools/install_env.sh
+
+wheelhouse:
+	@PYTHON=$(PYTHON) TORCH=$(TORCH) bash tools/wheelhouse.sh $(DIR)
 
 demo: install
 	$(PY) tools/demo.py --method $(METHOD) $(DEMO_ARGS)

@@ -4,6 +4,11 @@
 #   TORCH=pinned (default)  install torch/torchvision from requirements/torch.txt
 #   TORCH=system            keep the torch already importable by $PYTHON (e.g. your CUDA build):
 #                           the venv sees system site-packages and torch is never reinstalled.
+#   MMCV_OPS=auto (default) build mmcv's CUDA ops whenever torch has CUDA and nvcc exists, else CPU ops
+#   MMCV_OPS=cuda|cpu       force one (cpu: a machine that will never run mmcv's ops on a GPU)
+#   TORCH_CUDA_ARCH_LIST    GPU architectures of a CUDA build (default: the visible GPUs', else
+#                           "8.0;8.6;8.9;9.0": A100, RTX 30xx/A40, L40/RTX 40xx, H100/H200)
+#   WHEELHOUSE=DIR          install with no network from a folder made by tools/wheelhouse.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,9 +17,16 @@ TORCH=${TORCH:-pinned}
 VENV=${VENV:-.venv}
 MMCV_VERSION=2.1.0
 WHEEL_CACHE=${MMDG_WHEEL_CACHE:-$HOME/.cache/mmdg/wheels}
+MMCV_OPS=${MMCV_OPS:-auto}
+WHEELHOUSE=${WHEELHOUSE:-}
+case "$MMCV_OPS" in auto|cuda|cpu) ;; *) echo "MMCV_OPS must be auto, cuda or cpu (got '$MMCV_OPS')" >&2; exit 2;; esac
+if [[ -n "$WHEELHOUSE" && ! -d "$WHEELHOUSE" ]]; then
+  echo "WHEELHOUSE=$WHEELHOUSE is not a folder; make one with: make wheelhouse DIR=$WHEELHOUSE" >&2; exit 2
+fi
 
-hash=$(cat requirements.txt requirements/*.txt setup.py tools/install_env.sh | sha256sum | cut -c1-16)
-stamp="$VENV/.mmdg-env-$TORCH-$hash"
+hash=$(cat requirements.txt requirements/*.txt setup.py $(ls mmdg/version.py 2>/dev/null) tools/install_env.sh \
+       tools/check_install.py | sha256sum | cut -c1-16)
+stamp="$VENV/.mmdg-env-$TORCH-$MMCV_OPS-$hash"
 if [[ -f "$stamp" ]]; then
   exit 0
 fi
@@ -31,7 +43,13 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   fi
 fi
 PY="$VENV/bin/python"
-PIP=("$PY" -m pip install --disable-pip-version-check --progress-bar off)
+PIP_OPTS=(--disable-pip-version-check --progress-bar off)
+if [[ -n "$WHEELHOUSE" ]]; then
+  # Everything from the folder, nothing from the network (compute nodes of many clusters have none).
+  PIP_OPTS+=(--no-index --find-links "$(cd "$WHEELHOUSE" && pwd)")
+  log "offline install from $WHEELHOUSE"
+fi
+PIP=("$PY" -m pip install "${PIP_OPTS[@]}")
 
 log "build tools"
 "${PIP[@]}" -q -r requirements/build.txt
@@ -43,39 +61,56 @@ else
   log "torch / torchvision (pinned; the first time this downloads ~3 GB)"
   "${PIP[@]}" -q -r requirements/torch.txt
 fi
-torch_tag=$("$PY" -c "import torch; print(torch.__version__.replace('+', '_'))")
 
 log "runtime requirements"
 "${PIP[@]}" -q -r requirements.txt
 
-# mmcv with compiled ops, built from its sdist against *this* torch. The wheel is cached per torch
-# version because pip's own cache keys it by the sdist only, and a wheel built against another torch
-# fails at import with undefined symbols.
-if ! "$PY" -c "import mmcv, sys; from mmcv.ops import nms; sys.exit(mmcv.__version__ != '$MMCV_VERSION')" 2>/dev/null; then
-  cache="$WHEEL_CACHE/torch-$torch_tag"
+# mmcv with compiled ops, built from its sdist against *this* torch. pip's own cache keys the wheel by
+# the sdist only, and a wheel built against another torch, CUDA or without CUDA kernels fails later
+# (undefined symbols at import, or "not compiled with GPU support" in the first deformable attention), so
+# ours is keyed by all three.
+read -r ops archs cache_tag < <("$PY" tools/check_install.py --plan "$MMCV_OPS") || exit 1
+[[ -n "${cache_tag:-}" ]] || exit 1
+[[ "$ops" == cpu ]] || export TORCH_CUDA_ARCH_LIST=$archs
+want_cuda_ops=$([[ "$ops" == cuda ]] && echo 1 || echo 0)
+
+mmcv_ok() {
+  "$PY" - <<PY 2>/dev/null
+import sys, mmcv
+from mmcv.ops import get_compiling_cuda_version, nms  # noqa: F401 (fails if built without ops)
+has_cuda = get_compiling_cuda_version() != 'not available'
+sys.exit(mmcv.__version__ != '$MMCV_VERSION' or ($want_cuda_ops == 1 and not has_cuda))
+PY
+}
+if ! mmcv_ok; then
+  cache="$WHEEL_CACHE/$cache_tag"
   mkdir -p "$cache"
   wheel=$(ls "$cache"/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n1 || true)
   if [[ -z "$wheel" ]]; then
-    log "building mmcv $MMCV_VERSION with ops against torch $torch_tag (about 10 minutes on 2 cores, once)"
+    if [[ "$ops" == cuda ]]; then
+      log "building mmcv $MMCV_VERSION with CUDA ops ($TORCH_CUDA_ARCH_LIST) (${cache_tag}; 30-60 min, once)"
+    else
+      log "building mmcv $MMCV_VERSION with CPU ops (${cache_tag}; about 30 minutes on 2 cores, once)"
+    fi
     tmp=$(mktemp -d)
-    MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} "$PY" -m pip wheel --no-build-isolation --no-deps \
-      --no-cache-dir --no-binary mmcv -w "$tmp" "mmcv==$MMCV_VERSION"
+    src="mmcv==$MMCV_VERSION"
+    if [[ -n "$WHEELHOUSE" ]]; then
+      src=$(ls "$WHEELHOUSE"/mmcv-"$MMCV_VERSION".tar.gz 2>/dev/null | head -n1 || true)
+      [[ -n "$src" ]] || { echo "$WHEELHOUSE has no mmcv-$MMCV_VERSION.tar.gz; rebuild it with make wheelhouse" >&2; exit 1; }
+    fi
+    FORCE_CUDA=$want_cuda_ops MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} "$PY" -m pip wheel "${PIP_OPTS[@]}" \
+      --no-build-isolation --no-deps --no-cache-dir --no-binary mmcv -w "$tmp" "$src"
     mv "$tmp"/mmcv-*.whl "$cache"/ && rm -rf "$tmp"
     wheel=$(ls "$cache"/mmcv-"$MMCV_VERSION"-*.whl | head -n1)
   fi
   log "installing $wheel"
   "${PIP[@]}" -q --no-deps --force-reinstall "$wheel"
   # mmcv's own runtime requirements (without letting pip touch mmcv or torch).
-  "${PIP[@]}" -q addict packaging pyyaml yapf opencv-python
+  "${PIP[@]}" -q -r requirements/mmcv_runtime.txt
 fi
 
 log "mmdg (editable)"
 "${PIP[@]}" -q --no-deps --no-build-isolation -e .
 
-"$PY" - <<'PY'
-import mmcv, mmengine, mmseg, mmdet, timm, torch
-from mmcv.ops import nms  # noqa: F401  (fails if mmcv was built without ops)
-print(f'[install] ok: torch {torch.__version__}, mmcv {mmcv.__version__}, mmengine {mmengine.__version__}, '
-      f'mmseg {mmseg.__version__}, mmdet {mmdet.__version__}, timm {timm.__version__}')
-PY
+"$PY" tools/check_install.py --verify $([[ "$ops" == cuda ]] && echo --want-cuda-ops)
 rm -f "$VENV"/.mmdg-env-* && touch "$stamp"

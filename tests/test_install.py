@@ -1,0 +1,121 @@
+"""The installer's offline path and its mmcv build choice, through the real scripts."""
+import os
+import os.path as osp
+import subprocess
+import sys
+import venv
+
+import pytest
+
+from conftest import REPO
+
+
+def _run(cmd, env=None, **kw):
+    # PIP_CONFIG_FILE=/dev/null: a machine-wide pip.conf (extra find-links, mirrors) must not feed the
+    # offline installs under test.
+    return subprocess.run(cmd, cwd=REPO, env=dict(os.environ, PIP_CONFIG_FILE=os.devnull, **(env or {})),
+                          capture_output=True, text=True, **kw)
+
+
+def test_wheelhouse_then_offline_install(tmp_path):
+    """tools/wheelhouse.sh collects a requirement set; a fresh venv installs it with the index disabled."""
+    reqs = tmp_path / 'reqs.txt'
+    reqs.write_text('addict==2.4.0\n')  # one small pure-python wheel keeps the test fast
+    house = tmp_path / 'house'
+    res = _run(['bash', 'tools/wheelhouse.sh', str(house)], env=dict(REQUIREMENTS=str(reqs), PYTHON=sys.executable))
+    if res.returncode and ('Could not find a version' in res.stderr or 'NewConnectionError' in res.stderr):
+        pytest.skip('the package index is unreachable from this machine')
+    assert res.returncode == 0, res.stderr
+    assert any(f.startswith('addict-2.4.0') for f in os.listdir(house)), os.listdir(house)
+    assert (house / 'requirements.lock.txt').read_text() == 'addict==2.4.0\n'
+
+    env_dir = tmp_path / 'venv'
+    venv.create(env_dir, with_pip=True)
+    py = str(env_dir / 'bin' / 'python')
+    # PIP_INDEX_URL pointing nowhere: any attempt to reach an index would fail the install.
+    res = subprocess.run([py, '-m', 'pip', 'install', '--no-index', '--find-links', str(house), '-r', str(reqs)],
+                         env=dict(os.environ, PIP_INDEX_URL='http://127.0.0.1:9/simple', PIP_CONFIG_FILE=os.devnull), capture_output=True,
+                         text=True)
+    assert res.returncode == 0, res.stderr
+    assert subprocess.run([py, '-c', 'import addict'], capture_output=True).returncode == 0
+
+
+def test_installer_refuses_bad_switches(tmp_path):
+    res = _run(['bash', 'tools/install_env.sh'], env=dict(MMCV_OPS='gpu', VENV=str(tmp_path / 'v')))
+    assert res.returncode == 2 and 'MMCV_OPS must be auto, cuda or cpu' in res.stderr
+    res = _run(['bash', 'tools/install_env.sh'], env=dict(WHEELHOUSE=str(tmp_path / 'absent'), VENV=str(tmp_path / 'v')))
+    assert res.returncode == 2 and 'is not a folder' in res.stderr
+    assert not (tmp_path / 'v').exists()  # refused before anything was created
+
+
+def test_installer_offline_uses_only_the_wheelhouse(tmp_path):
+    """With WHEELHOUSE set every pip call is --no-index: an empty wheelhouse fails on the first requirement
+    instead of reaching the network."""
+    house = tmp_path / 'empty_house'
+    house.mkdir()
+    venv_dir = tmp_path / 'v'
+    res = _run(['bash', 'tools/install_env.sh'], env=dict(WHEELHOUSE=str(house), VENV=str(venv_dir),
+                                                          PYTHON=sys.executable, PIP_INDEX_URL='http://127.0.0.1:9/x'),
+               timeout=300)
+    assert res.returncode != 0
+    assert 'offline install from' in res.stdout
+    out = res.stdout + res.stderr
+    assert 'No matching distribution' in out or 'Could not find a version' in out, out[-2000:]
+    assert '127.0.0.1:9' not in out  # the index was never tried
+
+
+def _plan(tmp_path, mode, nvcc: bool, **env):
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir(exist_ok=True)
+    if nvcc:
+        (bin_dir / 'nvcc').write_text('#!/bin/sh\necho fake nvcc\n')
+        (bin_dir / 'nvcc').chmod(0o755)
+    path = f'{bin_dir}:/usr/bin:/bin'  # no system nvcc: only the fake one, when asked for
+    return _run([sys.executable, 'tools/check_install.py', '--plan', mode],
+                env=dict(dict(PATH=path, CUDA_HOME='', CUDA_PATH='', TORCH_CUDA_ARCH_LIST=''), **env))
+
+
+def test_mmcv_ops_plan(tmp_path):
+    """CUDA ops whenever torch is a CUDA build and nvcc exists; the cache key names torch, CUDA and the ops."""
+    import torch
+    cuda = torch.version.cuda
+    res = _plan(tmp_path, 'auto', nvcc=False)
+    assert res.returncode == 0 and res.stdout.split()[0] == 'cpu', res.stderr
+    assert res.stdout.split()[2].endswith(f'_cuda-{cuda or "none"}_ops-cpu')
+    res = _plan(tmp_path, 'auto', nvcc=True)
+    if not cuda:
+        assert res.stdout.split()[0] == 'cpu'
+        return
+    ops, archs, tag = res.stdout.split()
+    assert ops == 'cuda' and archs == '8.0;8.6;8.9;9.0' and tag.endswith('_ops-cuda-8.0_8.6_8.9_9.0')
+    ops, archs, tag = _plan(tmp_path, 'auto', nvcc=True, TORCH_CUDA_ARCH_LIST='9.0').stdout.split()
+    assert archs == '9.0' and tag.endswith('_ops-cuda-9.0')
+    assert _plan(tmp_path, 'cpu', nvcc=True).stdout.split()[0] == 'cpu'
+
+
+def test_mmcv_ops_plan_refuses_cuda_without_nvcc(tmp_path):
+    bare = tmp_path / 'bare'
+    bare.mkdir()
+    res = _run([sys.executable, 'tools/check_install.py', '--plan', 'cuda'],
+               env=dict(PATH=f'{bare}:/usr/bin:/bin', CUDA_HOME='', CUDA_PATH=''))
+    assert res.returncode != 0
+    import torch
+    expected = 'nvcc is neither on PATH' if torch.version.cuda else 'is a CPU build'
+    assert expected in res.stderr, res.stderr
+
+
+_FAKE_GPU = ("import sys, runpy, torch; torch.cuda.is_available = lambda: True; "
+             "sys.argv = ['check_install.py', '--verify']; runpy.run_path('tools/check_install.py', run_name='__main__')")
+
+
+def test_install_check_fails_loudly_when_a_gpu_meets_cpu_ops():
+    from mmcv.ops import get_compiling_cuda_version
+    if get_compiling_cuda_version() != 'not available':
+        pytest.skip('this mmcv has CUDA ops')
+    ok = _run([sys.executable, 'tools/check_install.py', '--verify'])
+    assert ok.returncode == 0 and '[install] ok' in ok.stdout and '(CPU ops)' in ok.stdout, ok.stderr
+    res = _run([sys.executable, '-c', _FAKE_GPU])
+    assert res.returncode != 0
+    assert 'torch sees a GPU but mmcv was built without CUDA ops' in res.stderr
+    res = _run([sys.executable, 'tools/check_install.py', '--verify', '--want-cuda-ops'])
+    assert res.returncode != 0 and 'CUDA ops were asked for' in res.stderr

@@ -1,0 +1,78 @@
+"""The installer's two decisions about mmcv, in one testable place (used by tools/install_env.sh).
+
+``--plan``: which mmcv ops to build for this torch, printed as ``OPS ARCH_LIST CACHE_TAG``:
+CUDA ops whenever torch is a CUDA build and ``nvcc`` exists (``MMCV_OPS=auto``, the default), for the
+visible GPUs' architectures or, on a login node without a GPU, :data:`DEFAULT_ARCHS`.
+``--verify``: the final check; it fails loudly when torch sees a GPU but mmcv's ops lack CUDA kernels
+(Mask2Former's deformable attention would otherwise fail at the first GPU step).
+"""
+import argparse
+import os
+import shutil
+import sys
+
+#: A100, RTX 30xx / A40, L40 / RTX 40xx, H100 / H200: the GPUs DG training runs on today.
+DEFAULT_ARCHS = '8.0;8.6;8.9;9.0'
+
+
+def find_nvcc():
+    cuda_home = os.environ.get('CUDA_HOME') or os.environ.get('CUDA_PATH')
+    if cuda_home and os.access(os.path.join(cuda_home, 'bin', 'nvcc'), os.X_OK):
+        return os.path.join(cuda_home, 'bin', 'nvcc')
+    return shutil.which('nvcc')
+
+
+def plan(mode: str):
+    import torch
+    cuda = torch.version.cuda
+    if mode not in ('auto', 'cuda', 'cpu'):
+        raise SystemExit(f'MMCV_OPS must be auto, cuda or cpu (got {mode!r})')
+    nvcc = find_nvcc()
+    if mode == 'auto':
+        mode = 'cuda' if cuda and nvcc else 'cpu'
+    torch_tag = f"torch-{torch.__version__.replace('+', '_')}_cuda-{cuda or 'none'}"
+    if mode == 'cpu':
+        return 'cpu', '-', f'{torch_tag}_ops-cpu'
+    if not cuda:
+        raise SystemExit(f'MMCV_OPS=cuda but torch {torch.__version__} is a CPU build')
+    if not nvcc:
+        raise SystemExit('MMCV_OPS=cuda but nvcc is neither on PATH nor in $CUDA_HOME/bin')
+    archs = os.environ.get('TORCH_CUDA_ARCH_LIST')
+    if not archs and torch.cuda.is_available():
+        archs = ';'.join(sorted({'%d.%d' % torch.cuda.get_device_capability(i)
+                                 for i in range(torch.cuda.device_count())}))
+    archs = archs or DEFAULT_ARCHS
+    return 'cuda', archs, f"{torch_tag}_ops-cuda-{archs.replace(';', '_').replace(' ', '_')}"
+
+
+def verify(want_cuda_ops: bool = False) -> str:
+    import mmcv
+    import mmdet
+    import mmengine
+    import mmseg
+    import timm
+    import torch
+    from mmcv.ops import get_compiling_cuda_version, nms  # noqa: F401 (fails if mmcv was built without ops)
+    has_cuda_ops = get_compiling_cuda_version() != 'not available'
+    if (torch.cuda.is_available() or want_cuda_ops) and not has_cuda_ops:
+        raise SystemExit('[install] FAILED: ' + ('torch sees a GPU' if torch.cuda.is_available() else
+                                                  'CUDA ops were asked for') +
+                         ' but mmcv was built without CUDA ops (Mask2Former would fail on the GPU). '
+                         'Rebuild with nvcc on PATH: make install MMCV_OPS=cuda')
+    ops = f'CUDA {get_compiling_cuda_version()} ops' if has_cuda_ops else 'CPU ops'
+    return (f'[install] ok: torch {torch.__version__}, mmcv {mmcv.__version__} ({ops}), mmengine '
+            f'{mmengine.__version__}, mmseg {mmseg.__version__}, mmdet {mmdet.__version__}, timm {timm.__version__}')
+
+
+if __name__ == '__main__':
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument('--plan', metavar='MMCV_OPS', help='auto, cuda or cpu')
+    group.add_argument('--verify', action='store_true')
+    parser.add_argument('--want-cuda-ops', action='store_true')
+    args = parser.parse_args()
+    if args.plan:
+        print(*plan(args.plan))
+    else:
+        print(verify(args.want_cuda_ops))
+    sys.exit(0)
