@@ -8,7 +8,7 @@
     >>> merge_adapters(vit)  # a plain timm model again
 """
 from .alore import ALoRELinear
-from .base import AdapterLinear, LowRankLinear
+from .base import AdapterLinear, BlockAdapter, LowRankLinear, register_adapter
 from .clora import CLoRALinear
 from .hta import HTALinear
 from .inject import (ADAPTERS, adapter_class, adapter_modules, aux_losses, count_parameters, find_blocks,
@@ -19,7 +19,8 @@ from .pissa import PiSSALinear
 from .sora import SoRALinear
 
 __all__ = [
-    'ADAPTERS', 'AdapterLinear', 'LowRankLinear', 'LoRALinear', 'PiSSALinear', 'SoRALinear', 'ALoRELinear',
+    'ADAPTERS', 'AdapterLinear', 'BlockAdapter', 'register_adapter', 'LowRankLinear', 'LoRALinear',
+    'PiSSALinear', 'SoRALinear', 'ALoRELinear',
     'HTALinear', 'CLoRALinear', 'inject_adapters', 'merge_adapters', 'aux_losses', 'adapter_modules',
     'adapter_class', 'resolve_config', 'find_blocks', 'trainable_parameter_names', 'trainable_state_dict',
     'count_parameters',

@@ -1,25 +1,79 @@
-"""The common contract of every adapter: a small module around one frozen ``nn.Linear``.
+"""The common contract of every adapter.
 
-An adapter changes the layer's effective weight ``W`` (``d_out x d_in``) and keeps its bias. It offers
-four operations: ``forward``, ``merged_weight`` (the plain weight it is equivalent to),
-``trainable_parameters`` and ``aux_loss`` (an optional regulariser, ``None`` by default).
+Two kinds exist, told apart by the class attribute ``target_kind``:
+
+* ``'linear'`` (:class:`AdapterLinear`): a small module around one frozen ``nn.Linear``. It changes the
+  layer's effective weight ``W`` (``d_out x d_in``) and keeps its bias. Operations: ``forward``,
+  ``merged_weight`` (the plain weight it is equivalent to), ``trainable_parameters`` and ``aux_loss``
+  (an optional regulariser, ``None`` by default). All of them are mergeable.
+* ``'block'`` (:class:`BlockAdapter`): a module around one whole frozen transformer block that refines
+  the block's output. Not mergeable into plain weights.
 
 Fused projections (timm's ``qkv``, a ``3C x C`` Linear) are handled as ``num_slices`` independent
 matrices stacked along the output dimension, because the q, k and v matrices of the reference recipes
-are separate layers with their own adapters (METHODS.md §1).
+are separate layers with their own adapters.
+
+dtype policy: adapter parameters are created in float32 when the wrapped layer is float16 / bfloat16
+(float32 master copies, as mixed-precision training keeps them), in the layer's dtype otherwise; the
+adapter's computation runs in the parameters' dtype and its result is cast back to the input's dtype.
+
+A constructor may change only the module it wraps (``inject_adapters`` validates everything before it
+builds, so a failing config leaves the model untouched).
 """
 from __future__ import annotations
 
-from typing import Dict, Iterator, Optional
+import math
+from typing import Callable, Dict, Iterator, Optional
 
 import torch
 from torch import nn
+
+#: Registered adapter classes by name, in registration order; filled by :func:`register_adapter`.
+ADAPTERS: Dict[str, type] = {}
+
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def register_adapter(name: str) -> Callable[[type], type]:
+    """Class decorator: make ``cls`` available to ``inject_adapters`` as ``dict(type=name)``.
+
+        >>> @register_adapter('MyMethod')
+        ... class MyLinear(AdapterLinear): ...
+    """
+    def wrap(cls: type) -> type:
+        if not (isinstance(cls, type) and issubclass(cls, (AdapterLinear, BlockAdapter))):
+            raise TypeError(f'register_adapter({name!r}) needs a subclass of AdapterLinear or BlockAdapter, '
+                            f'got {cls!r}')
+        for key in list(ADAPTERS):
+            if key.lower() != name.lower():
+                continue
+            # re-registering the same class (a module reload) is harmless; two classes under one name are not
+            if ADAPTERS[key].__qualname__ != cls.__qualname__:
+                raise KeyError(f'adapter name {name!r} is already registered for {ADAPTERS[key].__qualname__}')
+            del ADAPTERS[key]
+        ADAPTERS[name] = cls
+        return cls
+    return wrap
+
+
+def master_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype adapter parameters are kept in for a wrapped layer of ``dtype``."""
+    return torch.float32 if dtype in HALF_DTYPES else dtype
+
+
+def check_alpha(alpha: float, owner: str) -> None:
+    if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha > 0):
+        raise ValueError(f'{owner}: alpha must be a finite number > 0 (the scale is alpha / r), got {alpha!r}')
 
 
 class AdapterLinear(nn.Module):
     """Base class. Subclasses implement :meth:`delta` (the adapter's additive output) and
     :meth:`delta_weight`, or override :meth:`forward` / :meth:`merged_weight` for other forms."""
 
+    #: What ``inject_adapters`` wraps with this class: one ``nn.Linear`` per matched name.
+    target_kind = 'linear'
+    #: Whether :meth:`merge` folds the adapter into a plain ``nn.Linear``.
+    mergeable = True
     #: Defaults of the method's config fields (``inject_adapters`` fills missing fields from these).
     defaults: Dict = dict(r=16, alpha=16)
     #: Whether the recipe trains the bias of an adapted layer.
@@ -38,9 +92,19 @@ class AdapterLinear(nn.Module):
         self.num_slices = num_slices
         self.layer_name = name
         self.bias_trainable = self.train_bias if train_bias is None else bool(train_bias)
+        #: parameters trained with this layer that live outside it (EVA's separate q/v biases)
+        self.outside_parameters = []
         base.weight.requires_grad_(False)
         if base.bias is not None:
             base.bias.requires_grad_(self.bias_trainable)
+
+    @property
+    def param_dtype(self) -> torch.dtype:
+        """dtype of the adapter's own parameters (float32 masters for a half-precision layer)."""
+        return master_dtype(self.base.weight.dtype)
+
+    def param_kwargs(self) -> Dict:
+        return dict(device=self.base.weight.device, dtype=self.param_dtype)
 
     # --- shapes -----------------------------------------------------------------------------------
     @property
@@ -68,7 +132,7 @@ class AdapterLinear(nn.Module):
 
     # --- the four operations ----------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.base(x) + self.delta(x)
+        return self.base(x) + self.delta(x.to(self.param_dtype)).to(x.dtype)
 
     def delta(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -79,11 +143,13 @@ class AdapterLinear(nn.Module):
 
     @torch.no_grad()
     def merged_weight(self) -> torch.Tensor:
-        return self.base.weight + self.delta_weight().to(self.base.weight.dtype)
+        # summed in float32 at least, then rounded once to the layer's dtype
+        w = self.base.weight
+        return (w.to(master_dtype(w.dtype)) + self.delta_weight().to(master_dtype(w.dtype))).to(w.dtype)
 
     def trainable_parameters(self) -> Iterator[nn.Parameter]:
         """Parameters this adapter trains (shared parameters included, once per adapter)."""
-        return (p for p in self.parameters() if p.requires_grad)
+        return (p for p in (*self.parameters(), *self.outside_parameters) if p.requires_grad)
 
     def aux_loss(self) -> Optional[torch.Tensor]:
         return None
@@ -119,11 +185,11 @@ class LowRankLinear(AdapterLinear):
                  train_bias: Optional[bool] = None, name: str = ''):
         super().__init__(base, num_slices=num_slices, train_bias=train_bias, name=name)
         self.check_rank(r)
+        check_alpha(alpha, f'{type(self).__name__} at {name!r}')
         self.r = r
         self.scale = alpha / r
-        dev, dt = base.weight.device, base.weight.dtype
-        self.lora_A = nn.Parameter(torch.zeros(num_slices, r, self.in_features, device=dev, dtype=dt))
-        self.lora_B = nn.Parameter(torch.zeros(num_slices, self.slice_out, r, device=dev, dtype=dt))
+        self.lora_A = nn.Parameter(torch.zeros(num_slices, r, self.in_features, **self.param_kwargs()))
+        self.lora_B = nn.Parameter(torch.zeros(num_slices, self.slice_out, r, **self.param_kwargs()))
 
     def delta(self, x: torch.Tensor) -> torch.Tensor:
         a = self.lora_A.reshape(-1, self.in_features)
@@ -134,3 +200,49 @@ class LowRankLinear(AdapterLinear):
 
     def extra_repr(self) -> str:
         return f'{super().extra_repr()}, r={self.r}, scale={self.scale:g}'
+
+
+class BlockAdapter(nn.Module):
+    """Base class of adapters around one whole transformer block: ``refine(block(x, ...))``.
+
+    ``inject_adapters`` builds one per block of the range with ``index`` (the block's position),
+    ``num_blocks`` (the model's depth), ``name`` and ``shared`` (from the class's optional
+    ``make_shared(method_kwargs, like)``, called once per injection). Subclasses implement
+    :meth:`refine`; the wrapped block stays frozen. Block adapters are not mergeable.
+    """
+
+    target_kind = 'block'
+    mergeable = False
+    #: Defaults of the method's config fields (``inject_adapters`` fills missing fields from these).
+    defaults: Dict = {}
+    #: Name under which :meth:`aux_loss` reaches the training loss dict (``None``: no auxiliary loss).
+    aux_loss_name: Optional[str] = None
+
+    def __init__(self, block: nn.Module, index: int, num_blocks: int, name: str = '', shared=None,
+                 **method_kwargs):
+        super().__init__()
+        if method_kwargs:
+            raise TypeError(f'{type(self).__name__} got unexpected arguments {sorted(method_kwargs)}')
+        if not 0 <= index < num_blocks:
+            raise ValueError(f'{type(self).__name__}: block index {index} outside [0, {num_blocks})')
+        self.block = block
+        self.index = index
+        self.num_blocks = num_blocks
+        self.layer_name = name
+        block.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor, *args, **kwargs):
+        return self.refine(self.block(x, *args, **kwargs))
+
+    def refine(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def trainable_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters this adapter trains (shared parameters included, once per adapter)."""
+        return (p for p in self.parameters() if p.requires_grad)
+
+    def aux_loss(self) -> Optional[torch.Tensor]:
+        return None
+
+    def extra_repr(self) -> str:
+        return f'index={self.index}, num_blocks={self.num_blocks}'

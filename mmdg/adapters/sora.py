@@ -24,6 +24,8 @@ SVD_SOURCES = ('pretrained', 'random')
 class SoRALinear(LowRankLinear):
     defaults = dict(r=16, alpha=16, svd_source='pretrained')
     train_bias = True  # the SoRA recipe trains the biases of the adapted layers
+    #: the initialisation reads the wrapped weights (meaningless on the meta device)
+    needs_weights = True
     #: which end of the spectrum is adapted: 'minor' (SoRA) or 'principal' (PiSSA)
     components = 'minor'
 
