@@ -1,4 +1,15 @@
+import os.path as osp
+
 from setuptools import find_packages, setup
+
+
+def runtime_requirements():
+    """requirements/runtime.txt, the one list of what mmdg needs besides torch and mmcv (those two are
+    version-coupled and installed first, by `make install` or by the user: conda + `mim install mmcv`)."""
+    path = osp.join(osp.dirname(osp.abspath(__file__)), 'requirements', 'runtime.txt')
+    with open(path) as f:
+        return [line.split('#')[0].strip() for line in f if line.split('#')[0].strip()]
+
 
 setup(
     name='mmdg',
@@ -6,8 +17,7 @@ setup(
     description='Domain-generalized segmentation and detection with low-rank adapted ViTs (OpenMMLab + timm)',
     packages=find_packages(include=['mmdg', 'mmdg.*']),
     python_requires='>=3.9',
-    # The pinned stack (torch, mmcv with ops, mmengine, mmseg, mmdet, timm) is installed by
-    # `make install`; see requirements/.
-    install_requires=[],
+    # torch / torchvision and mmcv (compiled against that torch) stay with the installer.
+    install_requires=runtime_requirements(),
     license='Apache-2.0',
 )

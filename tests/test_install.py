@@ -119,3 +119,20 @@ def test_install_check_fails_loudly_when_a_gpu_meets_cpu_ops():
     assert 'torch sees a GPU but mmcv was built without CUDA ops' in res.stderr
     res = _run([sys.executable, 'tools/check_install.py', '--verify', '--want-cuda-ops'])
     assert res.returncode != 0 and 'CUDA ops were asked for' in res.stderr
+
+
+def test_pip_install_editable_declares_the_runtime_requirements(tmp_path):
+    """`pip install -e .` after a user's own torch + mmcv resolves mmdg's runtime requirements (read from
+    requirements/runtime.txt, without torch or mmcv) from what is installed, with no index."""
+    import json
+    report = tmp_path / 'report.json'
+    res = _run([sys.executable, '-m', 'pip', 'install', '--dry-run', '--no-index', '--no-build-isolation',
+                '--report', str(report), '-e', '.'], timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    (mmdg,) = [i for i in json.loads(report.read_text())['install'] if i['metadata']['name'] == 'mmdg']
+    declared = mmdg['metadata']['requires_dist']
+    runtime = [line.split('#')[0].strip() for line in open(osp.join(REPO, 'requirements', 'runtime.txt'))]
+    assert {d.split(';')[0].replace(' ', '') for d in declared} >= {'mmengine==0.10.7', 'mmsegmentation==1.2.2',
+                                                                     'mmdet==3.3.0'}
+    assert len(declared) == len([r for r in runtime if r])
+    assert not [d for d in declared if d.startswith(('torch', 'mmcv'))]
