@@ -17,5 +17,7 @@ load_from = None
 resume = False
 # Adds adapters' auxiliary losses (CLoRA's loss_sade) to the loss (a no-op for the other methods);
 # stops at the first NaN/inf loss, naming the iteration, before a bad checkpoint is written; keeps torch's
-# random state in checkpoints so that --resume continues the exact run.
-custom_hooks = [dict(type='AdapterAuxLossHook'), dict(type='NonFiniteLossHook'), dict(type='RNGStateCheckpointHook')]
+# random state in checkpoints so that --resume continues the exact run; checks before the first iteration
+# that the model and the data agree (classes, ignore index, label sizes, no empty domain).
+custom_hooks = [dict(type='AdapterAuxLossHook'), dict(type='NonFiniteLossHook'), dict(type='RNGStateCheckpointHook'),
+                dict(type='DataModelCheckHook')]

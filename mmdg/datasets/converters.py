@@ -33,6 +33,14 @@ class LabelValueError(ValueError):
     """A label image holds a value outside its dataset's convention."""
 
 
+class LabelSizeError(LabelValueError):
+    """A label image whose size differs from its image's."""
+
+
+class CorruptFileError(OSError):
+    """A file that exists but cannot be read as what it should be (truncated, corrupt, another format)."""
+
+
 #: Where each dataset's images and 19-class train-id labels live (relative to its root), as mmdg's
 #: datasets read them. ``{split}`` / ``{condition}`` are filled in by the dataset or the checker.
 LAYOUTS: Dict[str, dict] = {
@@ -147,8 +155,13 @@ def check_values(arr: np.ndarray, conv: LabelConvention, path: str, ignore_unkno
 
 
 def _image_size(path: str) -> Optional[Tuple[int, int]]:
-    with Image.open(path) as im:  # reads the header only
-        return im.size[1], im.size[0]
+    """(height, width) from the file's header."""
+    try:
+        with Image.open(path) as im:  # reads the header only
+            return im.size[1], im.size[0]
+    except (OSError, ValueError, SyntaxError) as exc:  # PIL's errors for a truncated or foreign file
+        raise CorruptFileError(f'{path}: cannot be read as an image (truncated, corrupt or not an image '
+                               f'file: {exc}); replace it from the dataset release') from None
 
 
 @dataclass
@@ -261,16 +274,18 @@ def _write_all(jobs: Sequence[_Job], nproc: int, progress: bool, overwrite: bool
     if existing and not overwrite:
         raise FileExistsError(f'{len(existing)} output file(s) exist already, e.g. {existing[0]}; pass '
                               '--overwrite to replace them, or --out-dir to write elsewhere')
+    for folder in {osp.dirname(d) for d in outputs}:
+        remove_stale_temporaries(folder)
     # Temporary names keep the extension (the encoders are picked by it) and cannot be a source.
-    tmp = {d: osp.join(osp.dirname(d), f'.mmdg-tmp-{os.getpid()}-{osp.basename(d)}') for d in outputs}
+    tmp = {d: osp.join(osp.dirname(d), f'{TMP_PREFIX}{os.getpid()}-{osp.basename(d)}') for d in outputs}
     tmp_jobs = [replace(j, dst=tmp.get(j.dst), half_image=tmp.get(j.half_image)) for j in jobs]
     try:
         report = _collect(_run(tmp_jobs, nproc, progress), jobs)
         if report.size_mismatches and not resize_to_images:
             first = report.size_mismatches[0]
-            raise LabelValueError(f'{len(report.size_mismatches)} label(s) differ in size from their image, '
-                                  f'e.g. {first[0]}: label {first[1]}, image {first[2]}. Pass '
-                                  '--resize-labels-to-images to resize those labels (nearest neighbour).')
+            raise LabelSizeError(f'{len(report.size_mismatches)} label(s) differ in size from their image, '
+                                 f'e.g. {first[0]}: label {first[1]}, image {first[2]}. Pass '
+                                 '--resize-labels-to-images to resize those labels (nearest neighbour).')
         for dst in outputs:
             os.replace(tmp[dst], dst)
         report.written = outputs
@@ -279,6 +294,40 @@ def _write_all(jobs: Sequence[_Job], nproc: int, progress: bool, overwrite: bool
         for t in tmp.values():
             if osp.exists(t):
                 os.remove(t)
+
+
+TMP_PREFIX = '.mmdg-tmp-'
+
+
+def remove_stale_temporaries(folder: str) -> List[str]:
+    """Removes the temporary outputs a killed conversion left in ``folder`` (``.mmdg-tmp-<pid>-*`` of a
+    process that is gone: a running conversion's are kept); returns what was removed."""
+    removed = []
+    if not osp.isdir(folder):
+        return removed
+    for name in os.listdir(folder):
+        if not name.startswith(TMP_PREFIX):
+            continue
+        pid = name[len(TMP_PREFIX):].split('-', 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            try:
+                os.remove(osp.join(folder, name))
+                removed.append(name)
+            except OSError:
+                pass
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # an earlier conversion of this process that was interrupted
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def check(label_files: Sequence[str], dataset: str = 'train_ids', images: Optional[Sequence[str]] = None,
@@ -291,8 +340,8 @@ def check(label_files: Sequence[str], dataset: str = 'train_ids', images: Option
     report = _collect(_run(jobs, nproc, progress), jobs)
     if report.size_mismatches:
         first = report.size_mismatches[0]
-        raise LabelValueError(f'{len(report.size_mismatches)} label(s) differ in size from their image, '
-                              f'e.g. {first[0]}: label {first[1]}, image {first[2]}')
+        raise LabelSizeError(f'{len(report.size_mismatches)} label(s) differ in size from their image, '
+                             f'e.g. {first[0]}: label {first[1]}, image {first[2]}')
     return report
 
 
@@ -319,7 +368,7 @@ def list_files(folder: str, suffix: str, exclude_suffix: Optional[str] = None, p
     files = sorted(glob.glob(osp.join(folder, '**', prefix + '*' + suffix), recursive=True))
     # Outputs of an earlier run (e.g. *_labelTrainIds.png next to *.png) are not sources.
     return [f for f in files if not (exclude_suffix and f.endswith(exclude_suffix))
-            and not osp.basename(f).startswith('.mmdg-tmp-')]
+            and not osp.basename(f).startswith(TMP_PREFIX)]
 
 
 def _file_key(path: str, folder: str, prefix: str, suffix: str) -> str:

@@ -7,7 +7,7 @@ from mmseg.datasets.transforms import LoadAnnotations
 
 from mmdg.registry import TRANSFORMS
 
-from .converters import LabelValueError
+from .converters import LabelSizeError, LabelValueError
 
 
 class ImageDecodeError(OSError):
@@ -29,8 +29,10 @@ class LoadImageChecked(LoadImageFromFile):
 
 @TRANSFORMS.register_module()
 class LoadAnnotationsChecked(LoadAnnotations):
-    """mmseg's ``LoadAnnotations`` plus a check that the label has one channel and only values in
-    ``[0, num_classes)`` or ``ignore_index``, naming the file and the offending values."""
+    """mmseg's ``LoadAnnotations`` plus a check that the label has one channel, the size of its image
+    (when the image was loaded first, as in every mmdg pipeline) and only values in ``[0, num_classes)``
+    or ``ignore_index``, naming the file and what is wrong. A label of another size would otherwise be
+    rescaled with the image by the resize transforms and train silently on misaligned pixels."""
 
     def __init__(self, num_classes: int = 19, ignore_index: int = 255, **kwargs):
         super().__init__(**kwargs)
@@ -43,6 +45,13 @@ class LoadAnnotationsChecked(LoadAnnotations):
         if seg.ndim != 2:
             raise LabelValueError(f'{path}: a label must have one channel (class ids), got shape {seg.shape}; '
                                   'is this a colour visualisation instead of the label file?')
+        image = results.get('ori_shape')  # the decoded image's size, before any resize
+        if image is not None and tuple(seg.shape[:2]) != tuple(image[:2]):
+            raise LabelSizeError(f'{path}: label of size {seg.shape[1]}x{seg.shape[0]} (WxH), its image '
+                                 f'{results.get("img_path", "")} is {image[1]}x{image[0]}; a label must match '
+                                 'its image pixel for pixel. Check the pair (tools/dataset_converters/'
+                                 'check_dataset.py checks a whole dataset) or convert with '
+                                 '--resize-labels-to-images')
         bad = (seg >= self.num_classes) & (seg != self.ignore_index)
         if bad.any():
             values = sorted(int(v) for v in np.unique(seg[bad]))

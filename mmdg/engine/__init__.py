@@ -3,7 +3,8 @@ from mmdg.utils.checkpoint import CheckpointError, UnsafeCheckpointError, safe_t
 from .hooks import (AdapterAuxLossHook, AdapterCheckpointHook, NonFiniteLossError, NonFiniteLossHook,
                     RNGStateCheckpointHook, WeightDecayLoggerHook)
 from .optim import ZERO_DECAY_KEYS, AnnealedWeightDecay, DGOptimWrapperConstructor
+from .startup_check import DataModelCheckHook, DataModelError
 
 __all__ = ['CheckpointError', 'UnsafeCheckpointError', 'safe_torch_load', 'AdapterAuxLossHook', 'AdapterCheckpointHook',
            'WeightDecayLoggerHook', 'NonFiniteLossHook', 'NonFiniteLossError', 'RNGStateCheckpointHook',
-           'DGOptimWrapperConstructor', 'AnnealedWeightDecay', 'ZERO_DECAY_KEYS']
+           'DataModelCheckHook', 'DataModelError', 'DGOptimWrapperConstructor', 'AnnealedWeightDecay', 'ZERO_DECAY_KEYS']

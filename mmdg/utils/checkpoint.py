@@ -65,20 +65,54 @@ MMENGINE_SAFE_GLOBALS: List[Any] = [
 ]
 
 
+def _is_safetensors(filename: str) -> bool:
+    """A safetensors file: an 8-byte little-endian header length, then a JSON header starting with '{'."""
+    if filename.endswith('.safetensors'):
+        return True
+    with open(filename, 'rb') as f:
+        head = f.read(9)
+    return len(head) == 9 and head[8:9] == b'{' and 0 < int.from_bytes(head[:8], 'little') < (1 << 27)
+
+
+def _load_safetensors(filename: str, map_location: Any) -> dict:
+    """A ``.safetensors`` file (the format timm and Hugging Face ship weights in) as a tensor dict. It
+    holds tensors only, so it needs no allow-list."""
+    try:
+        from safetensors.torch import load_file
+    except ImportError:
+        raise CheckpointError(f'{filename} is a safetensors file; reading it needs the safetensors package '
+                              '(pip install safetensors)') from None
+    device = map_location if isinstance(map_location, str) else 'cpu'
+    try:
+        return load_file(filename, device=device)
+    except Exception as err:  # safetensors raises its own SafetensorError and OSError for broken files
+        raise CheckpointError(f'checkpoint {filename} is a corrupt or truncated safetensors file ({err}); '
+                              'download it again') from None
+
+
 def safe_torch_load(filename: str, map_location: Any = 'cpu') -> Any:
-    """``torch.load(weights_only=True)`` with mmengine's types allow-listed and clear errors."""
+    """``torch.load(weights_only=True)`` with mmengine's types allow-listed and clear errors; a
+    ``.safetensors`` file is read with the safetensors package."""
     filename = osp.expanduser(filename)
+    if osp.isdir(filename):
+        raise CheckpointError(f'checkpoint {filename} is a folder, not a file')
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint {filename} can not be found')
+    if os.path.getsize(filename) == 0:
+        raise CheckpointError(f'checkpoint {filename} is empty (0 bytes); a copy or download cut short?')
+    if _is_safetensors(filename):
+        return _load_safetensors(filename, map_location)
     try:
         with torch.serialization.safe_globals(MMENGINE_SAFE_GLOBALS):
             return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         found = re.search(r'(?:Unsupported global|Unsupported operand|GLOBAL)[: ]+(?:GLOBAL )?([\w.]+)', str(err))
-        what = found.group(1) if found else 'a non-allow-listed object'
+        if not found:  # not a refused global: bytes that are no pickle at all
+            raise CheckpointError(f'checkpoint {filename} is corrupt or not a PyTorch checkpoint '
+                                  f'({str(err).splitlines()[0]})') from None
         raise UnsafeCheckpointError(
-            f'refusing to load checkpoint {filename}: its pickle references {what}, which is neither a tensor '
-            f'nor one of the types mmengine writes. A pickle can run code while it loads, so mmdg loads '
+            f'refusing to load checkpoint {filename}: its pickle references {found.group(1)}, which is neither a '
+            f'tensor nor one of the types mmengine writes. A pickle can run code while it loads, so mmdg loads '
             f'with weights_only=True. If you made this file and trust it, re-save its tensors with '
             f'torch.save(state_dict) and load that.') from None
     except RuntimeError as err:
@@ -97,13 +131,59 @@ def _load_from_local(filename: str, map_location: Any) -> Any:
 CheckpointLoader.register_scheme(prefixes='', force=True)(_load_from_local)
 
 
+def _umask() -> int:
+    """The process's umask (read without changing it where /proc allows)."""
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+TMP_PREFIX = '.tmp-'
+
+
+def _remove_stale_temporaries(folder: str) -> None:
+    """Temporary files of an :func:`atomic_write` killed in ``folder`` (their writer process is gone)."""
+    for path in glob.glob(osp.join(folder, f'{TMP_PREFIX}*')):
+        m = re.match(rf'{re.escape(TMP_PREFIX)}(\d+)-', osp.basename(path))
+        if m and not _pid_alive(int(m.group(1))):
+            try:
+                os.remove(path)
+            except OSError:
+                pass
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> None:
     """``write(f)`` into a temporary file in the folder of ``path``, flushed to disk, then renamed over
-    ``path``: a crash or a SIGKILL at any moment leaves either the old file or the complete new one."""
+    ``path``: a crash or a SIGKILL at any moment leaves either the old file or the complete new one.
+    The file gets the permissions a plain ``open(path, 'wb')`` would give (``mkstemp`` makes 0600, which
+    teammates could not read); temporaries of an earlier killed writer in the folder are removed."""
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.tmp-', suffix=osp.splitext(path)[1] or '.tmp', dir=folder)
+    _remove_stale_temporaries(folder)
+    fd, tmp = tempfile.mkstemp(prefix=f'{TMP_PREFIX}{os.getpid()}-', suffix=osp.splitext(path)[1] or '.tmp',
+                               dir=folder)
     try:
+        # an existing file keeps its mode, as when it is opened for writing; a new one gets the umask's
+        os.fchmod(fd, os.stat(path).st_mode & 0o7777 if osp.exists(path) else 0o666 & ~_umask())
         with os.fdopen(fd, 'wb') as f:
             write(f)
             f.flush()

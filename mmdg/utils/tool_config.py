@@ -8,17 +8,106 @@ import sys
 from mmengine.config import Config
 
 
+class ConfigValueError(ValueError):
+    """A config value (from the file or ``--cfg-options``) of the wrong type or out of range."""
+
+
+#: What the running tool is doing, kept up to date by mmdg's ``DataModelCheckHook``: the config file,
+#: the runner (for the Ctrl-C message) and whether the loop has started. Once it has, only mmdg's own
+#: error types (raised with a message naming the file or the config key) are reported in one line: a
+#: plain ``TypeError`` from inside a training step is a bug whose traceback must be kept.
+RUN_STATE = dict(config=None, runner=None, in_loop=False)
+
+
+def _debug() -> bool:
+    return bool(os.environ.get('MMDG_DEBUG'))
+
+
+def _fail(msg: str) -> SystemExit:
+    return SystemExit(f'error: {msg}')
+
+
 def load_tool_config(config: str, cfg_options=None, launcher: str = 'none', work_dir=None) -> Config:
     """``config`` with ``--cfg-options`` merged, ``launcher`` set and ``work_dir`` resolved
-    (argument, then the config's, then ``work_dirs/<config name>``)."""
+    (argument, then the config's, then ``work_dirs/<config name>``). A config that cannot be read or an
+    option of the wrong type stops with one line naming the file or the key; mmdg's start-up check
+    (:func:`add_startup_check`) is added to the config's hooks."""
     if not osp.isfile(config):
         raise SystemExit(f'config file {config} does not exist')
-    cfg = Config.fromfile(config)
+    try:
+        cfg = Config.fromfile(config)
+    except (SyntaxError, NameError, ImportError, OSError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        if _debug():
+            raise
+        raise _fail(f'config {config} cannot be read: {type(exc).__name__}: {exc}') from None
     cfg.launcher = launcher
     if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+        try:
+            check_option_types(cfg, cfg_options)
+            cfg.merge_from_dict(cfg_options)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            if _debug():
+                raise
+            raise _fail(f'--cfg-options: {exc.args[0] if exc.args else exc}') from None
     cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join('work_dirs', osp.splitext(osp.basename(config))[0])
+    RUN_STATE.update(config=config, runner=None, in_loop=False)
+    add_startup_check(cfg)
     return setup_cpu_distributed(cfg)
+
+
+STARTUP_CHECK = 'DataModelCheckHook'
+
+
+def add_startup_check(cfg: Config) -> Config:
+    """Add mmdg's ``DataModelCheckHook`` (model vs data at start-up) to ``cfg.custom_hooks`` unless it is
+    there already; only for configs in the mmdg scope, where the hook is registered."""
+    if cfg.get('default_scope') != 'mmdg':
+        return cfg
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(isinstance(h, dict) and str(h.get('type', '')).split('.')[-1] == STARTUP_CHECK for h in hooks):
+        hooks.append(dict(type=STARTUP_CHECK))
+        cfg.custom_hooks = hooks
+    return cfg
+
+
+_MISSING = object()
+
+
+def _lookup(cfg, key: str):
+    node = cfg._cfg_dict if isinstance(cfg, Config) else cfg
+    for part in key.split('.'):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return _MISSING
+    return node
+
+
+def _kind(value) -> str:
+    if isinstance(value, bool) or isinstance(value, (int, float)):
+        return 'number'  # True/False and 0/1 are interchangeable in configs
+    if isinstance(value, str):
+        return 'string'
+    if isinstance(value, (list, tuple)):
+        return 'list'
+    if isinstance(value, dict):
+        return 'dict'
+    return type(value).__name__
+
+
+def check_option_types(cfg: Config, options: dict) -> None:
+    """Refuse a ``--cfg-options`` value whose kind (number, string, list, dict) differs from the config's
+    value at that key, e.g. ``train_cfg.max_iters=1k`` (a string where the config has a number), which
+    would otherwise fail deep inside the run with a ``TypeError`` naming no key. ``None`` on either side
+    and keys the config does not have are accepted (modules take arguments the config leaves out)."""
+    for key, new in options.items():
+        old = _lookup(cfg, key)
+        if old is _MISSING or old is None or new is None or _kind(old) == _kind(new):
+            continue
+        raise ConfigValueError(f'{key}={new!r} is a {_kind(new)}, but the config has a {_kind(old)} there '
+                               f'({old!r}); give a {_kind(old)}, e.g. {key}={old!r}')
 
 
 AMP_DTYPES = {'fp16': 'float16', 'bf16': 'bfloat16'}
@@ -59,19 +148,52 @@ def check_total_batch(cfg: Config, auto_scale: bool = False) -> Config:
 
 
 #: Errors that mean bad input (a typo in a config, a missing file, a label value out of range, a NaN
-#: loss) rather than a bug: the tools print their message in one line instead of a traceback.
+#: loss) rather than a bug: the tools print their message in one line instead of a traceback. Before the
+#: loop starts (reading configs, checkpoints and datasets, building the model) these built-in types are
+#: input errors; inside the loop only mmdg's own types and ``OSError``s that name a file are.
 INPUT_ERRORS = (KeyError, ValueError, OSError, FloatingPointError, TypeError)
+
+
+def is_input_error(exc: BaseException) -> bool:
+    if type(exc).__module__.startswith('mmdg.'):
+        return True
+    if isinstance(exc, OSError) and getattr(exc, 'filename', None):
+        return True
+    return isinstance(exc, INPUT_ERRORS) and not RUN_STATE['in_loop']
+
+
+def interrupted_message() -> str:
+    """What Ctrl-C stopped and where the run can go on from."""
+    runner = RUN_STATE.get('runner')
+    if runner is None or not RUN_STATE.get('in_loop'):
+        return 'interrupted (Ctrl-C) before the run started'
+    mode = RUN_STATE.get('mode', 'train')
+    if mode != 'train':
+        return f'interrupted (Ctrl-C) while {"testing" if mode == "test" else "validating"}; no results were written'
+    from mmdg.utils.checkpoint import find_resumable_checkpoint
+    last = find_resumable_checkpoint(runner.work_dir)
+    config = RUN_STATE.get('config') or 'CONFIG'
+    if last is None:
+        return (f'interrupted (Ctrl-C) at iteration {runner.iter}; no checkpoint was written yet '
+                f'(work dir {runner.work_dir})')
+    return (f'interrupted (Ctrl-C) at iteration {runner.iter}; last checkpoint: {last}; resume with: '
+            f'python tools/train.py {config} --work-dir {runner.work_dir} --resume')
 
 
 @contextlib.contextmanager
 def input_errors_as_messages():
-    """Turn :data:`INPUT_ERRORS` and mmdg's own errors into ``error: <message>`` and exit status 1.
-    ``MMDG_DEBUG=1`` keeps the traceback."""
+    """Turn input errors (:func:`is_input_error`) into ``error: <Type>: <message>`` and exit status 1,
+    and Ctrl-C into one line naming the last checkpoint (exit status 130). Anything else keeps its
+    traceback, as does everything with ``MMDG_DEBUG=1``."""
     try:
         yield
+    except KeyboardInterrupt:
+        if _debug():
+            raise
+        sys.stderr.write(interrupted_message() + '\n')
+        raise SystemExit(130) from None
     except Exception as exc:  # noqa: BLE001 - re-raised unless it is an input error
-        if os.environ.get('MMDG_DEBUG') or not (isinstance(exc, INPUT_ERRORS) or
-                                                 type(exc).__module__.startswith('mmdg.')):
+        if _debug() or not is_input_error(exc):
             raise
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         if 'Original Traceback' in msg:  # raised in a DataLoader worker: its last line is the error itself

@@ -4,12 +4,12 @@
         --arch dinov2-l --img-size 512 --patch-size 16
 
 Handles Meta's ``dinov2_vit{s,b,l,g}14[_reg4]_pretrain.pth`` and EVA02 checkpoints (official and timm
-layouts): keys renamed by timm's own checkpoint filters, patch kernel (14 -> 16) and position
+layouts, ``.pth`` or the ``.safetensors`` files timm and Hugging Face ship): keys renamed by timm's own checkpoint filters, patch kernel (14 -> 16) and position
 embeddings resampled to the input grid. ``--patch-resample pinv`` (default) is timm's resampling
 (pseudo-inverse kernel, antialiased positions); ``bicubic`` is plain bicubic interpolation of both, the
 official SoRA/SoMA conversion, which their released models were trained with. The output is a
 timm-layout state dict; a file that does not fit the architecture stops with the missing / unexpected /
-mis-shaped keys.
+mis-shaped keys; a truncated or corrupt file is named as such, in one line.
 """
 import argparse
 import os
@@ -21,7 +21,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('src', help='official checkpoint (.pth / .pt)')
+    parser.add_argument('src', help='official checkpoint (.pth / .pt / .safetensors)')
     parser.add_argument('dst', help='output file')
     parser.add_argument('--arch', required=True, help='dinov2-{s,b,l,g}[-reg4], eva02-{s,b,l} or a timm name')
     parser.add_argument('--img-size', type=int, nargs='+', default=[512], help='H [W]')
@@ -30,6 +30,12 @@ def main(argv=None):
                         help="kernel / position resampling: timm's ('pinv') or the official SoRA one ('bicubic')")
     args = parser.parse_args(argv)
 
+    from mmdg.utils.tool_config import input_errors_as_messages
+    with input_errors_as_messages():
+        convert(args)
+
+
+def convert(args):
     from mmdg.models.backbones.vit_weights import build_timm_vit, load_vit_weights
     from mmdg.utils.checkpoint import atomic_save
 

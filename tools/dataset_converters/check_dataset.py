@@ -30,7 +30,7 @@ def main(argv=None):
     try:
         images, labels = check_files(args.dataset, args.root, args.split, args.condition)
         report = check(labels, 'train_ids', images, nproc=args.nproc, progress=not args.no_progress)
-    except (DatasetLayoutError, LabelValueError, ValueError) as exc:
+    except (DatasetLayoutError, LabelValueError, ValueError, OSError) as exc:  # OSError: a corrupt file
         sys.exit(f'error: {exc}')
     print(report.summary())
     print(f'OK: {len(images)} image/label pairs')

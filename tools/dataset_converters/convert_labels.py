@@ -10,8 +10,9 @@
 scores (``half/validation/{images,labelTrainIds}``); train-id labels that all exist already from an
 earlier run are kept, so it can be added after the conversion.
 
-Source files are never modified; outputs are written only once every label has converted. See
-docs/datasets.md for each layout.
+Source files are never modified; outputs are written only once every label has converted (a run that
+was killed leaves hidden ``.mmdg-tmp-*`` files, which the next run removes). See docs/datasets.md for
+each layout.
 """
 import argparse
 import os
@@ -57,8 +58,10 @@ def main(argv=None):
             report = make_mapillary_half_val(args.root, args.out_dir, **options)
             print(report.summary())
             print(f'wrote {len(report.written)} files (images and labels), e.g. {report.written[0]}')
-    except (DatasetLayoutError, LabelValueError, FileExistsError) as exc:
+    except (DatasetLayoutError, LabelValueError, OSError) as exc:  # a corrupt or unreadable file names itself
         sys.exit(f'error: {exc}')
+    except KeyboardInterrupt:  # the outputs of this run were temporary files, removed on the way out
+        sys.exit('interrupted (Ctrl-C): nothing was written; run the same command again to convert')
 
 
 if __name__ == '__main__':

@@ -1,11 +1,12 @@
 # The procedural demo data (`python tools/generate_demo_data.py`): Cityscapes layout, 19 train ids.
-# Train on the synthetic source style; evaluate on unseen styles (target_datasets).
+# Train on the synthetic source style; evaluate on unseen styles (target_datasets). The *Checked loaders
+# name a file that cannot be decoded, a label value outside the classes or a label of another size.
 dataset_type = 'CityscapesDataset'
 data_root = 'data/demo'
 crop_size = (128, 256)
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadImageChecked'),
+    dict(type='LoadAnnotationsChecked', num_classes=19),
     dict(type='RandomResize', scale=(256, 128), ratio_range=(1.0, 1.5), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
@@ -13,9 +14,9 @@ train_pipeline = [
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageChecked'),
     dict(type='Resize', scale=(256, 128), keep_ratio=True),
-    dict(type='LoadAnnotations'),
+    dict(type='LoadAnnotationsChecked', num_classes=19),
     dict(type='PackSegInputs'),
 ]
 

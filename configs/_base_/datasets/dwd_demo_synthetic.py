@@ -1,9 +1,10 @@
 # The procedural demo data in Diverse Weather's VOC layout (written by mmdg.datasets.voc_writer, 128x256,
 # DWD's 7 classes): train on the synthetic source style; evaluate on it and on the unseen styles.
+# LoadImageChecked names a file that cannot be decoded (boxes are read by mmdet's own loader).
 dataset_type = 'DiverseWeatherDataset'
 data_root = 'data/demo_det'
 train_pipeline = [
-    dict(type='mmdet.LoadImageFromFile'),
+    dict(type='LoadImageChecked'),
     dict(type='mmdet.LoadAnnotations', with_bbox=True),
     dict(type='mmdet.RandomResize', scale=(256, 128), ratio_range=(1.0, 1.5), keep_ratio=True,
          resize_type='mmdet.Resize'),
@@ -15,7 +16,7 @@ train_pipeline = [
     dict(type='mmdet.PackDetInputs'),
 ]
 test_pipeline = [
-    dict(type='mmdet.LoadImageFromFile'),
+    dict(type='LoadImageChecked'),
     dict(type='mmdet.Resize', scale=(256, 128), keep_ratio=True),
     dict(type='mmdet.LoadAnnotations', with_bbox=True),
     dict(type='mmdet.PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),

@@ -1,0 +1,199 @@
+"""Files mmdg writes and reads, errors and Ctrl-C through the real tools (docs/reliability.md, "Files,
+errors and interruptions")."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from conftest import REPO
+
+ENV = {**os.environ, 'OMP_NUM_THREADS': '2'}
+
+
+def _run(*args, umask=None):
+    res = subprocess.run([sys.executable, *map(str, args)], cwd=REPO, env=ENV, capture_output=True, text=True,
+                         timeout=600, preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
+    return res.returncode, res.stdout + res.stderr
+
+
+def _one_line_error(code, out, *expected):
+    assert code == 1, out[-3000:]
+    assert 'Traceback' not in out, out[-3000:]
+    for text in expected:
+        assert text in out, out[-3000:]
+
+
+def _dead_pid():
+    pid = 4_000_000
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            pass
+        pid -= 1
+
+
+# ------------------------------------------------------------------------------------ permissions
+@pytest.mark.parametrize('umask,mode', [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_written_files_follow_the_umask(tmp_path, umask, mode):
+    from mmdg.utils.checkpoint import AtomicLocalBackend, atomic_save
+    old = os.umask(umask)
+    try:
+        atomic_save(dict(a=torch.zeros(1)), str(tmp_path / 'ckpt.pth'))
+        AtomicLocalBackend().put_text('x', str(tmp_path / 'last_checkpoint'))
+    finally:
+        os.umask(old)
+    for name in ('ckpt.pth', 'last_checkpoint'):
+        assert (tmp_path / name).stat().st_mode & 0o777 == mode, name
+
+
+def test_a_replaced_file_keeps_its_mode_and_stale_temporaries_go(tmp_path):
+    from mmdg.utils.checkpoint import atomic_save
+    path = tmp_path / 'shared.pth'
+    path.write_bytes(b'old')
+    path.chmod(0o640)
+    stale = tmp_path / f'.tmp-{_dead_pid()}-abc.pth'  # a writer killed mid-save
+    stale.write_bytes(b'half')
+    atomic_save(dict(a=torch.zeros(1)), str(path))
+    assert path.stat().st_mode & 0o777 == 0o640
+    assert not stale.exists()
+
+
+# ------------------------------------------------------------------------------------- converters
+@pytest.fixture(scope='module')
+def dinov2_s(tmp_path_factory):
+    import timm
+    from safetensors.torch import save_file
+    ref = timm.create_model('vit_small_patch14_dinov2', pretrained=False, num_classes=0, img_size=224)
+    path = tmp_path_factory.mktemp('st') / 'model.safetensors'  # timm's layout, as the Hub ships it
+    save_file({k: v.contiguous() for k, v in ref.state_dict().items()}, str(path))
+    return ref, path
+
+
+def test_vit_converter_reads_safetensors_and_writes_readable_files(tmp_path, dinov2_s):
+    ref, src = dinov2_s
+    dst = tmp_path / 'out' / 'dinov2_s.pth'
+    code, out = _run('tools/convert/vit.py', src, dst, '--arch', 'dinov2-s', '--img-size', '224', '--patch-size',
+                     '14', umask=0o022)
+    assert code == 0, out[-3000:]
+    assert dst.stat().st_mode & 0o777 == 0o644
+    from mmdg.utils.checkpoint import safe_torch_load
+    state = safe_torch_load(str(dst))['state_dict']
+    for k, v in ref.state_dict().items():
+        torch.testing.assert_close(state[k], v, msg=k)
+
+
+def test_corrupt_weight_files_are_named_as_corrupt(tmp_path, dinov2_s):
+    _, good = dinov2_s
+    cut = tmp_path / 'cut.safetensors'
+    cut.write_bytes(good.read_bytes()[:100_000])
+    code, out = _run('tools/convert/vit.py', cut, tmp_path / 'a.pth', '--arch', 'dinov2-s')
+    _one_line_error(code, out, 'CheckpointError', str(cut), 'corrupt or truncated safetensors file')
+    junk = tmp_path / 'junk.pth'  # e.g. an HTML error page saved under the checkpoint's name
+    junk.write_bytes(b'<html><body>404 Not Found</body></html>\n' * 10)
+    code, out = _run('tools/convert/vit.py', junk, tmp_path / 'b.pth', '--arch', 'dinov2-s')
+    _one_line_error(code, out, 'CheckpointError', str(junk), 'corrupt or not a PyTorch checkpoint')
+    assert 'pickle references' not in out
+    assert not list(tmp_path.glob('*.pth'))[2:] and not (tmp_path / 'a.pth').exists()
+
+
+def test_label_converter_names_a_corrupt_image_and_cleans_up_a_killed_run(tmp_path):
+    from mmdg.datasets.synthetic_layouts import write_raw_layout
+    root = write_raw_layout('gta5', str(tmp_path / 'gta5'), n=3)
+    tool = 'tools/dataset_converters/convert_labels.py'
+    image = os.path.join(root, 'images', '00002.png')
+    data = open(image, 'rb').read()
+    open(image, 'wb').write(data[:40])  # a download cut short
+    code, out = _run(tool, 'gta5', root, '--nproc', '1', '--no-progress')
+    assert code == 1 and 'Traceback' not in out, out[-3000:]
+    assert image in out and 'cannot be read as an image' in out
+    open(image, 'wb').write(data)
+    labels = os.path.join(root, 'labels')
+    stale = os.path.join(labels, f'.mmdg-tmp-{_dead_pid()}-00001_labelTrainIds.png')  # left by a killed run
+    open(stale, 'wb').write(b'half')
+    code, out = _run(tool, 'gta5', root, '--nproc', '1', '--no-progress')
+    assert code == 0, out[-3000:]
+    assert sorted(f for f in os.listdir(labels) if f.startswith('.')) == []
+
+
+# ----------------------------------------------------------------------------------------- errors
+def test_cfg_options_of_the_wrong_type_name_the_key(tmp_path):
+    cfg = os.path.join(REPO, 'configs', 'demo', 'lora.py')
+    code, out = _run('tools/train.py', cfg, '--work-dir', tmp_path / 'w', '--cfg-options', 'train_cfg.max_iters=1k')
+    _one_line_error(code, out, "train_cfg.max_iters='1k' is a string, but the config has a number there")
+    assert not (tmp_path / 'w').exists()
+
+
+def test_a_config_with_a_syntax_error_is_one_line(tmp_path):
+    cfg = tmp_path / 'broken.py'
+    cfg.write_text("_base_ = ['x.py'\nmodel = dict(\n")
+    code, out = _run('tools/train.py', cfg)
+    _one_line_error(code, out, f'config {cfg} cannot be read')
+
+
+def test_unexpected_errors_keep_their_traceback(monkeypatch):
+    from mmdg.engine import NonFiniteLossError
+    from mmdg.utils import tool_config
+    from mmdg.utils.tool_config import input_errors_as_messages
+    monkeypatch.delenv('MMDG_DEBUG', raising=False)
+    monkeypatch.setitem(tool_config.RUN_STATE, 'in_loop', False)
+    with pytest.raises(RuntimeError):  # never an input error
+        with input_errors_as_messages():
+            raise RuntimeError('CUDA error: an illegal memory access was encountered')
+    with pytest.raises(SystemExit):  # reading input: a KeyError from the registry is a config typo
+        with input_errors_as_messages():
+            raise KeyError('TimmVit is not in the mmdg::model registry')
+    monkeypatch.setitem(tool_config.RUN_STATE, 'in_loop', True)
+    for exc in (TypeError('unsupported operand'), IndexError('index 40 is out of bounds'), AssertionError()):
+        with pytest.raises(type(exc)):  # inside the loop a plain error is a bug: its traceback is kept
+            with input_errors_as_messages():
+                raise exc
+    with pytest.raises(SystemExit):  # mmdg's own errors name what to fix at every stage
+        with input_errors_as_messages():
+            raise NonFiniteLossError('the loss is nan at iteration 3')
+
+
+# ---------------------------------------------------------------------------------------- Ctrl-C
+def test_ctrl_c_stops_with_one_line_and_a_loadable_checkpoint(tmp_path, demo_data):
+    from mmdg.apis.demo import demo_config
+    from mmdg.utils.checkpoint import safe_torch_load
+    work = tmp_path / 'work'
+    cfg = demo_config('lora', data_root=demo_data, work_dir=str(work), max_iters=500, num_workers=0)
+    cfg.train_dataloader.batch_size = 1
+    cfg.default_hooks.checkpoint.interval = 1
+    cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+    cfg.train_cfg.val_interval = 10_000
+    cfg.dump(str(tmp_path / 'cfg.py'))
+    proc = subprocess.Popen([sys.executable, 'tools/train.py', str(tmp_path / 'cfg.py')], cwd=REPO, env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while not (work / 'iter_2.pth').exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130, out[-3000:]
+    assert 'Traceback' not in out, out[-3000:]
+    line = next(t for t in out.splitlines() if t.startswith('interrupted (Ctrl-C) at iteration'))
+    last = line.split('last checkpoint: ')[1].split(';')[0]
+    assert '--resume' in line and os.path.isfile(last)
+    ckpt = safe_torch_load(last)
+    assert ckpt['meta']['iter'] >= 2 and ckpt['state_dict']
+
+
+# ------------------------------------------------------------------------------------------ demos
+@pytest.mark.parametrize('config', ['demo/lora.py', 'demo/full.py', 'demo_det/faster-rcnn_vit-tiny.py'])
+def test_demos_use_the_checked_loaders(config):
+    cfg = Config.fromfile(os.path.join(REPO, 'configs', config))
+    pipelines = [cfg.train_dataloader.dataset.pipeline] + [d.pipeline for d in cfg.target_datasets.values()]
+    for pipeline in pipelines:
+        types = [t['type'] for t in pipeline]
+        assert 'LoadImageChecked' in types and 'LoadImageFromFile' not in types and 'mmdet.LoadImageFromFile' not in types
+        if 'demo/' in config:
+            assert 'LoadAnnotationsChecked' in types
