@@ -189,8 +189,17 @@ def method(cfg):
         return 'full fine-tuning'
     blocks = a.get('blocks')
     rng = f'blocks {blocks[0]}-{blocks[1] - 1}' if blocks else 'all blocks'
+    if a['type'] == 'Rein':
+        return _rein_method(cfg, a, rng)
     alpha = f' alpha {a["alpha"]}' if 'alpha' in a else ''
     return f'{a["type"]} r {a.get("r")}{alpha}, {rng}'
+
+
+def _rein_method(cfg, a, rng):
+    link = a.get('link_queries', True)
+    queries = ('query embeddings and features' if cfg.model.decode_head.get('replace_query_feat') else
+               'query embeddings') if link else 'no queries'
+    return f'Rein r {a.get("r", 16)}, {a.get("token_length", 100)} tokens, {queries} from the tokens, {rng}'
 
 
 def frozen_in_backbone(cfg):
@@ -330,6 +339,24 @@ OFFICIAL['cityscapes-to-acdc-512 sora'] = dict(
         **{'train crop': '512x512, cat_max_ratio 0.75', 'test mode': 'slide 512x512, stride 341',
            'backbone': _SORA['backbone']}))
 
+# Rein: the public Rein repository (w1oves/Rein). The EVA02-L model file has no training config of its
+# own; its recipe is the DINOv2-L one with that model.
+_REIN = dict(
+    _SORA, **{'backbone lr': 'x1', 'weight decay schedule': 'constant',
+              'zero-decay groups while annealing': 'stay 0 (no annealing)',
+              'zero weight decay for': 'norm layers; names containing norm, query_embed, level_embed, '
+                                       'learnable_tokens, reins.scale',
+              'EMA': 'none', 'validation interval': '10000',
+              'validation targets': ('cityscapes val fit 1024x512; bdd100k val fit 1280x720; '
+                                     'mapillary validation fit 1024x512, half-resolution set'),
+              'method': 'Rein r 16, 100 tokens, query embeddings and features from the tokens, all blocks',
+              'frozen in the backbone': 'every weight outside the adapters', 'SVD of': 'n/a'})
+OFFICIAL['gta5-to-cbm rein'] = dict(source='w1oves/Rein: configs/dinov2/rein_dinov2_mask2former_512x512_bs1x4.py',
+                                    values=_REIN)
+OFFICIAL['gta5-to-cbm rein-eva02'] = dict(
+    source='w1oves/Rein: configs/_base_/models/rein_eva02-L_mask2former.py on the DINOv2-L recipe',
+    values=dict(_REIN, backbone='eva02-l, patch 16, input 512, features of blocks (7, 11, 15, 23)'))
+
 #: Where we differ on purpose: (setting, official value) -> why, and the switch that gives the official one.
 DOCUMENTED = {
     ('SVD of', 'random init, pre-trained weights loaded over the residual'):
@@ -351,6 +378,8 @@ DOCUMENTED = {
 def recipe_of(name: str) -> Optional[str]:
     """The official recipe (a key of ``OFFICIAL``) an mmdg config name follows."""
     method = name.split('/')[0]
+    if method == 'rein' and '_gta5-to-cbm-512' in name:
+        return 'gta5-to-cbm rein-eva02' if '_eva02-l_' in name else 'gta5-to-cbm rein'
     for proto in ('gta5+synthia+urbansyn-to-cbm-512', 'gta5+synthia+urbansyn-to-cbm-1024', 'cityscapes-1of16-to-cbm',
                   'gta5+synthia-to-cbm', 'cityscapes-to-bm', 'cityscapes-to-acdc-512', 'cityscapes-to-acdc-1024',
                   'gta5-to-cbm'):
@@ -363,6 +392,8 @@ def recipe_of(name: str) -> Optional[str]:
 def is_counterpart(name: str) -> bool:
     """The config is the official recipe itself (same method, DINOv2-L), not another method on its recipe."""
     method = name.split('/')[0]
+    if method == 'rein':  # both official Rein models, DINOv2-L and EVA02-L
+        return True
     return '_dinov2-l_' in name and method in ('sora', 'full', 'frozen')
 
 

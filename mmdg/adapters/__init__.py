@@ -16,12 +16,13 @@ from .inject import (ADAPTERS, adapter_class, adapter_modules, aux_losses, count
                      trainable_state_dict)
 from .lora import LoRALinear
 from .pissa import PiSSALinear
+from .rein import ReinBlock, ReinShared
 from .sora import SoRALinear
 
 __all__ = [
     'ADAPTERS', 'AdapterLinear', 'BlockAdapter', 'register_adapter', 'LowRankLinear', 'LoRALinear',
     'PiSSALinear', 'SoRALinear', 'ALoRELinear',
-    'HTALinear', 'CLoRALinear', 'inject_adapters', 'merge_adapters', 'aux_losses', 'adapter_modules',
+    'HTALinear', 'CLoRALinear', 'ReinBlock', 'ReinShared', 'inject_adapters', 'merge_adapters', 'aux_losses', 'adapter_modules',
     'adapter_class', 'resolve_config', 'find_blocks', 'trainable_parameter_names', 'trainable_state_dict',
     'count_parameters',
 ]

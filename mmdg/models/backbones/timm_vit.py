@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 
+import mmdg.adapters.rein  # noqa: F401  (registers the 'Rein' block adapter)
 from mmdg.adapters import inject_adapters
 from mmdg.models.backbones.vit_weights import build_timm_vit, check_patch_resample, load_vit_weights
 from mmdg.registry import MODELS
@@ -43,6 +44,9 @@ class TimmViT(BaseModule):
         grad_checkpointing: recompute each block's activations in the backward pass (timm's own
             switch, non-reentrant) instead of storing them: less memory for about 1/3 more compute.
         model_kwargs: extra keyword arguments for ``timm.create_model``.
+        return_queries: also return the query embeddings that an adapter makes (Rein with
+            ``link_queries=True``): ``forward`` gives ``(features, queries)`` for a head that takes them
+            (``ReinMask2FormerHead``).
     """
 
     def __init__(self,
@@ -61,6 +65,7 @@ class TimmViT(BaseModule):
                  drop_path_rate: float = 0.0,
                  grad_checkpointing: bool = False,
                  model_kwargs: Optional[Dict] = None,
+                 return_queries: bool = False,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.patch_resample = check_patch_resample(patch_resample)
@@ -98,6 +103,16 @@ class TimmViT(BaseModule):
             if name.startswith(unused):
                 p.requires_grad_(False)
         self.vit.set_grad_checkpointing(grad_checkpointing)
+        self.query_source = self._find_query_source(adapter) if return_queries else None
+
+    def _find_query_source(self, adapter: Optional[Dict]) -> str:
+        # by name, not by reference: the module stays where the adapter put it (EMA copies, DDP)
+        found = [n for n, m in self.vit.named_modules()
+                 if callable(getattr(m, 'query_embeddings', None)) and getattr(m, 'link_queries', True)]
+        if len(found) != 1:
+            raise ValueError(f'return_queries=True needs exactly one adapter that makes query embeddings (Rein '
+                             f'with link_queries=True); found {len(found)} in the ViT (adapter={adapter})')
+        return found[0]
 
     def _freeze_prefix(self, k: int) -> None:
         if k <= 0:
@@ -118,9 +133,11 @@ class TimmViT(BaseModule):
     def forward(self, x: torch.Tensor):
         feats = self.vit.forward_intermediates(x, indices=self.out_indices, norm=self.out_norm,
                                                output_fmt='NCHW', intermediates_only=True)
-        if self.out_strides is None:
-            return tuple(feats)
-        h, w = x.shape[-2:]
-        return tuple(F.interpolate(f, size=(-(-h // s), -(-w // s)), mode='bilinear', align_corners=False)
+        if self.out_strides is not None:
+            h, w = x.shape[-2:]
+            feats = [F.interpolate(f, size=(-(-h // s), -(-w // s)), mode='bilinear', align_corners=False)
                      if f.shape[-2:] != (-(-h // s), -(-w // s)) else f
-                     for f, s in zip(feats, self.out_strides))
+                     for f, s in zip(feats, self.out_strides)]
+        if self.query_source is not None:
+            return tuple(feats), self.vit.get_submodule(self.query_source).query_embeddings()
+        return tuple(feats)
