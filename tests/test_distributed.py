@@ -1,5 +1,5 @@
 """Training past one process on PyTorch's own engine: tools/dist_train.sh (torchrun) with two CPU processes
-(gloo) trains an adapted model, both ranks end with identical weights; then tools/dist_test.sh scores the
+(gloo, asked for with --cpu-ddp) trains an adapted model, both ranks end with identical weights; then tools/dist_test.sh scores the
 checkpoint with two processes. Every method leaves no trainable parameter without a gradient (DDP's
 unused-parameter error), for segmentors and detectors."""
 import os
@@ -46,11 +46,11 @@ def test_two_gloo_processes_hold_identical_weights(tmp_path, demo_data):
     cfg.custom_imports.imports = list(cfg.custom_imports.imports) + ['rank_dump_hook']
     cfg.custom_hooks = list(cfg.custom_hooks) + [dict(type='RankDumpHook')]
     cfg.dump(str(tmp_path / 'cfg.py'))
-    env = {**os.environ, 'PYTHON': sys.executable, 'PORT': _free_port(), 'OMP_NUM_THREADS': '1',
+    env = {**{k: v for k, v in os.environ.items() if k != 'MMDG_CPU_DDP'}, 'PYTHON': sys.executable, 'PORT': _free_port(), 'OMP_NUM_THREADS': '1',
            'PYTHONPATH': os.pathsep.join([str(tmp_path), REPO, os.environ.get('PYTHONPATH', '')]),
            'CUDA_VISIBLE_DEVICES': ''}
     work = tmp_path / 'work'
-    res = subprocess.run(['bash', 'tools/dist_train.sh', str(tmp_path / 'cfg.py'), '2', '--work-dir', str(work)],
+    res = subprocess.run(['bash', 'tools/dist_train.sh', str(tmp_path / 'cfg.py'), '2', '--cpu-ddp', '--work-dir', str(work)],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]
     r0, r1 = (torch.load(work / f'rank{r}.pth', weights_only=False) for r in (0, 1))
@@ -62,7 +62,7 @@ def test_two_gloo_processes_hold_identical_weights(tmp_path, demo_data):
     assert (work / 'iter_3.pth').is_file()
 
     res = subprocess.run(['bash', 'tools/dist_test.sh', str(tmp_path / 'cfg.py'), str(work / 'iter_3.pth'), '2',
-                          '--work-dir', str(tmp_path / 'test')], cwd=REPO, env={**env, 'PORT': _free_port()},
+                          '--cpu-ddp', '--work-dir', str(tmp_path / 'test')], cwd=REPO, env={**env, 'PORT': _free_port()},
                          capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]
     assert 'mean/mIoU' in res.stdout + res.stderr

@@ -1,14 +1,32 @@
 #!/usr/bin/env bash
 # Multi-process evaluation with PyTorch's launcher (torchrun): each process scores its share of the images,
 # mmengine gathers the results before the metric.
-#   tools/dist_test.sh CONFIG CHECKPOINT NPROC [tools/test.py options]
+#   tools/dist_test.sh CONFIG CHECKPOINT NPROC [--cpu-ddp] [tools/test.py options]
+# Python and --cpu-ddp as in tools/dist_train.sh.
 set -euo pipefail
-if [ $# -lt 3 ]; then echo "usage: $0 CONFIG CHECKPOINT NPROC [tools/test.py options]" >&2; exit 2; fi
+if [ $# -lt 3 ]; then echo "usage: $0 CONFIG CHECKPOINT NPROC [--cpu-ddp] [tools/test.py options]" >&2; exit 2; fi
+# PYTHON: $PYTHON if set, else <repo>/.venv/bin/python when present, else python3 on PATH. `make` puts torch
+# in .venv only, so the first `python` on PATH is usually the wrong one.
+TOOLS=$(cd "$(dirname "$0")" && pwd)
+MMDG_ROOT=$(cd "$TOOLS/.." && pwd)
+if [ -z "${PYTHON:-}" ]; then
+    if [ -x "$MMDG_ROOT/.venv/bin/python" ]; then PYTHON="$MMDG_ROOT/.venv/bin/python"
+    else PYTHON=$(command -v python3 || command -v python); fi
+fi
+export PYTHONPATH="$MMDG_ROOT${PYTHONPATH:+:$PYTHONPATH}"
+
+# EXTRA: the tool options with --cpu-ddp taken out (it becomes MMDG_CPU_DDP=1, read by every process).
+mmdg_parse_extra() {
+    EXTRA=()
+    for arg in "$@"; do
+        if [ "$arg" = "--cpu-ddp" ]; then export MMDG_CPU_DDP=1; else EXTRA+=("$arg"); fi
+    done
+}
 CONFIG=$1
 CHECKPOINT=$2
 NPROC=$3
-PYTHON=${PYTHON:-python}
+mmdg_parse_extra "${@:4}"
 exec "$PYTHON" -m torch.distributed.run \
     --nnodes="${NNODES:-1}" --node_rank="${NODE_RANK:-0}" --master_addr="${MASTER_ADDR:-127.0.0.1}" \
     --master_port="${PORT:-29500}" --nproc_per_node="$NPROC" \
-    "$(dirname "$0")/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch "${@:4}"
+    "$TOOLS/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch ${EXTRA[@]+"${EXTRA[@]}"}
