@@ -1,6 +1,7 @@
 """tools/cross_domain_eval.py: per-target tables, CSV and JSON from one checkpoint."""
 import csv
 import json
+import os.path as osp
 import subprocess
 import sys
 
@@ -20,29 +21,53 @@ def _write_cfg(tmp_path, demo_data):
 
 
 def test_tables_csv_json_and_overlays(tmp_path, demo_data):
+    """Runner.test() over two targets: aAcc / mIoU / mAcc with the config's mean over the unseen ones,
+    full class names, labelled pictures per domain, a new folder per run under the checkpoint's."""
     cfg, ckpt = _write_cfg(tmp_path, demo_data)
     out = tmp_path / 'eval'
     res = subprocess.run([sys.executable, 'tools/cross_domain_eval.py', str(cfg), str(ckpt), '--targets', 'source',
                           'fog', '--out-dir', str(out), '--overlays', '1', '--slide', '--crop', '128', '--stride',
                           '96'], cwd=REPO, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert '| source |' in res.stdout and '| fog |' in res.stdout and '**mean (source, fog)**' in res.stdout
+    assert '| domain | aAcc | mIoU | mAcc | images |' in res.stdout
+    assert '| source |' in res.stdout and '| fog |' in res.stdout and '**mean (fog)**' in res.stdout
+    assert 'Config:' not in res.stdout + res.stderr  # the quiet console: the config is in the log file only
     md = (out / 'results.md').read_text()
-    assert '## Per-class IoU' in md and '| road |' in md
+    assert '## Per-class IoU' in md and '## Per-class Acc' in md and '| traffic light |' in md
     rows = list(csv.reader(open(out / 'results.csv')))
-    assert [r[0] for r in rows] == ['domain', 'source', 'fog'] and len(rows[0]) == 3 + 19
+    assert [r[0] for r in rows] == ['domain', 'source', 'fog'] and len(rows[0]) == 5 + 2 * 19
+    assert rows[0][:5] == ['domain', 'aAcc', 'mIoU', 'mAcc', 'images'] and 'IoU.traffic light' in rows[0]
     data = json.loads((out / 'results.json').read_text())
     assert data['results']['fog']['num_images'] == 12
-    assert abs(float(rows[2][1]) - data['results']['fog']['mIoU']) < 1e-3
-    assert sorted(p.name for p in (out / 'overlays').iterdir()) == ['fog_0.png', 'source_0.png']
+    assert abs(float(rows[2][2]) - data['results']['fog']['mIoU']) < 1e-3
+    assert sorted(p.name for p in (out / 'vis').iterdir()) == ['fog', 'source']
+    assert [len(list((out / 'vis' / d).iterdir())) for d in ('fog', 'source')] == [1, 1]
+    log = open(osp.join(data['log_dir'], osp.basename(data['log_dir']) + '.log')).read()
+    assert 'Config:' in log and 'per-class IoU / Acc by domain' in log
+    again = subprocess.run([sys.executable, 'tools/cross_domain_eval.py', str(cfg), str(ckpt), '--out-dir', str(out)],
+                           cwd=REPO, capture_output=True, text=True)
+    assert again.returncode == 1 and 'holds results already' in again.stderr
     bad = subprocess.run([sys.executable, 'tools/cross_domain_eval.py', str(cfg), str(ckpt), '--targets', 'mars'],
                          cwd=REPO, capture_output=True, text=True)
     assert bad.returncode != 0 and "unknown target(s) ['mars']" in bad.stderr
 
 
+def test_default_folder_is_new_per_run(tmp_path, demo_data):
+    """<checkpoint folder>/cross_domain/<checkpoint name>/<timestamp>/: two runs, two folders."""
+    sys.path.insert(0, REPO)
+    from tools.cross_domain_eval import main as cross_domain_eval
+    cfg, ckpt = _write_cfg(tmp_path, demo_data)
+    args = [str(cfg), str(ckpt), '--targets', 'fog', '--overlays', '0', '--cfg-options',
+            'target_datasets.fog.indices=2']
+    first, second = cross_domain_eval(args)['out_dir'], cross_domain_eval(args)['out_dir']
+    assert first != second
+    assert osp.dirname(first) == osp.dirname(second) == str(tmp_path / 'work' / 'cross_domain' / 'iter_1')
+    for folder in (first, second):
+        assert json.load(open(osp.join(folder, 'results.json')))['results']['fog']['num_images'] == 2
+
+
 def test_real_format_fixtures(tmp_path, demo_data, fixtures_dir):
     """Cityscapes, BDD100K and Mapillary (v1.2, converted to 19 classes) files in their real formats."""
-    import os.path as osp
     from mmengine.config import Config
     from mmdg.datasets.converters import conversion_pairs, convert
     cfg_path, ckpt = _write_cfg(tmp_path, demo_data)
@@ -67,4 +92,5 @@ def test_real_format_fixtures(tmp_path, demo_data, fixtures_dir):
     for name in data:
         assert f'| {name} |' in res.stdout
     assert all(len(v['per_class']) == 19 for v in data.values())
-    assert sorted(p.name for p in (out / 'overlays').iterdir()) == ['bdd100k_0.png', 'cityscapes_0.png', 'mapillary_0.png']
+    assert sorted(p.name for p in (out / 'vis').iterdir()) == ['bdd100k', 'cityscapes', 'mapillary']
+    assert all(len(list((out / 'vis' / d).iterdir())) == 1 for d in data)

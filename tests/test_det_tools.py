@@ -41,7 +41,7 @@ def test_train_then_cross_domain_eval(tmp_path):
     from tools.cross_domain_eval import main as cross_domain_eval
     out = tmp_path / 'eval'
     cross_domain_eval([config, str(ckpt), '--targets', 'daytime_clear', 'night_rainy', '--out-dir', str(out),
-                       '--batch-size', '2'])
+                       '--batch-size', '2', '--overlays', '1'])
     table = open(out / 'results.md').read()
     assert '| daytime_clear |' in table and '| night_rainy |' in table and 'mAP@0.5' in table
     results = json.load(open(out / 'results.json'))['results']
@@ -49,6 +49,8 @@ def test_train_then_cross_domain_eval(tmp_path):
     assert results['daytime_clear']['num_images'] == 1 and results['night_rainy']['num_images'] == 3
     assert list(results['daytime_clear']['per_class']) == ['bus', 'bike', 'car', 'motor', 'person', 'rider', 'truck']
     rows = list(csv.reader(open(out / 'results.csv')))
-    assert rows[0][:3] == ['domain', 'mAP50', 'images'] and len(rows) == 3
+    assert rows[0][:4] == ['domain', 'mAP', 'images', 'AP.bus'] and len(rows) == 3
+    for domain in ('daytime_clear', 'night_rainy'):  # labelled boxes through mmdet's DetLocalVisualizer
+        assert len(list((out / 'vis' / domain).glob('*.png'))) == 1
     with pytest.raises(SystemExit, match='--slide is for segmentation'):
         cross_domain_eval([config, str(ckpt), '--slide'])

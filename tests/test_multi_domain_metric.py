@@ -6,7 +6,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
 from mmdg.apis.demo import demo_config
-from mmdg.evaluation import MultiDomainIoUMetric, evaluate_domains
+from mmdg.evaluation import MultiDomainIoUMetric
 
 
 def _sample(pred, gt, domain):
@@ -25,6 +25,11 @@ def test_hand_computed_case():
     assert out['night/mIoU'] == pytest.approx((50 + 600 / 7) / 2)
     assert out['fog/mIoU'] == pytest.approx(100)
     assert out['mean/mIoU'] == pytest.approx(((50 + 600 / 7) / 2 + 100) / 2)
+    # night: 7 of 8 labelled pixels right (aAcc); class a 1/1, class b 6/7 (mAcc); c absent (NaN, left out)
+    assert out['night/aAcc'] == pytest.approx(100 * 7 / 8)
+    assert out['night/mAcc'] == pytest.approx((100 + 600 / 7) / 2)
+    assert metric.domain_results['night']['num_images'] == 2
+    assert metric.domain_results['night']['per_class_acc']['c'] != metric.domain_results['night']['per_class_acc']['c']
 
 
 def test_batch_size_does_not_change_the_result(demo_data):
@@ -34,17 +39,19 @@ def test_batch_size_does_not_change_the_result(demo_data):
     torch.manual_seed(0)
     model = MODELS.build(cfg.model).eval()
     targets = {k: cfg.target_datasets[k] for k in ('source', 'fog')}
-    results = []
-    for bs in (1, 5):
+
+    def run(domains, bs):
         loader = Runner.build_dataloader(dict(batch_size=bs, num_workers=0, sampler=dict(type='DefaultSampler',
-                                              shuffle=False), dataset=dict(type='MultiDomainDataset', domains=targets)))
+                                              shuffle=False), dataset=dict(type='MultiDomainDataset', domains=domains)))
         evaluator = Evaluator(dict(type='MultiDomainIoUMetric'))
         evaluator.dataset_meta = loader.dataset.metainfo
         with torch.no_grad():
             for data in loader:
                 evaluator.process(model.test_step(data), data)
-        results.append(evaluator.evaluate(len(loader.dataset)))
+        return evaluator.evaluate(len(loader.dataset))
+    results = [run(targets, bs) for bs in (1, 5)]
     assert results[0] == pytest.approx(results[1])
-    separate = evaluate_domains(model, targets, batch_size=3, progress=False)
-    for name in targets:
-        assert results[0][f'{name}/mIoU'] == pytest.approx(separate[name]['mIoU'])
+    for name in targets:  # each domain alone scores what it scores beside the other
+        separate = run({name: targets[name]}, 3)
+        for score in ('aAcc', 'mIoU', 'mAcc'):
+            assert results[0][f'{name}/{score}'] == pytest.approx(separate[f'{name}/{score}'])

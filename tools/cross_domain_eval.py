@@ -1,124 +1,118 @@
-"""Evaluate one checkpoint on several target domains: per-domain mIoU, per-class IoU, overlays; for a
-detection config (``task = 'det'``), per-domain VOC mAP@0.5 (11-point) and per-class AP.
+"""Evaluate one checkpoint on several target domains with mmengine's test loop (``Runner.test()``):
+per-domain aAcc / mIoU / mAcc and per-class IoU / Acc, or for a detection config (``task = 'det'``)
+per-domain VOC mAP@0.5 (11-point) and per-class AP; labelled pictures through the config's visualizer.
 
-    python tools/cross_domain_eval.py CONFIG CHECKPOINT [--targets realistic night ...] [--out-dir DIR]
-        [--slide --crop 512 --stride 341] [--overlays 4] [--batch-size 4]
+    python tools/cross_domain_eval.py CONFIG CHECKPOINT [--targets realistic night ...] [--work-dir DIR]
+        [--out-dir DIR] [--slide --crop 512 --stride 341] [--tta] [--amp] [--overlays 4] [--batch-size 4]
+    python -m torch.distributed.run --nproc_per_node 8 tools/cross_domain_eval.py CONFIG CHECKPOINT --launcher pytorch
 
-Targets are the names of the config's ``target_datasets`` dict (default: all of them). Writes
-``results.md`` (markdown tables), ``results.csv`` and ``results.json`` to the output folder. Works with
-full checkpoints, adapter-only ones (the config's ``pretrained`` backbone is rebuilt first) and merged
-ones from ``tools/merge_adapters.py`` (evaluated on the config without adapters).
+Targets are the names of the config's ``target_datasets`` dict (default: all of them), evaluated in one
+run over a ``MultiDomainDataset`` with the config's test loader settings (batch size, workers).
+Each run writes into a folder of its own, ``<work dir or checkpoint folder>/cross_domain/<checkpoint
+name>/<timestamp>/`` (or ``--out-dir``, which must be new or empty): ``results.md`` (tables),
+``results.csv``, ``results.json``, ``vis/<domain>/*.png`` and the run's full log. Works with full
+checkpoints, adapter-only ones (the config's ``pretrained`` backbone is rebuilt first) and merged ones
+from ``tools/merge_adapters.py`` (evaluated on the config without adapters).
 """
 import argparse
-import csv
-import json
-import os
 import os.path as osp
 import sys
 
+from mmengine.config import DictAction
+
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmdg.utils.tool_config import input_errors_as_messages  # noqa: E402
+from mmdg.utils.console import add_vis_backend, add_vis_backend_argument, quiet_console  # noqa: E402
+from mmdg.utils.tool_config import input_errors_as_messages, load_tool_config  # noqa: E402
 
 
-def per_class_table(results):
-    names = list(results)
-    classes = list(next(iter(results.values()))['per_class'])
-    rows = ['| class | ' + ' | '.join(names) + ' |', '|---|' + '---:|' * len(names)]
-    for c in classes:
-        cells = [results[n]['per_class'][c] for n in names]
-        rows.append(f'| {c} | ' + ' | '.join('-' if v != v else f'{v:.2f}' for v in cells) + ' |')
-    return '\n'.join(rows)
-
-
-def eval_detector(cfg, args, targets, out_dir):
-    """The detection branch: same command line, VOC mAP@0.5 per domain (no sliding window, no overlays)."""
-    if args.slide:
-        raise SystemExit('--slide is for segmentation configs; this is a detection config')
-    from mmdet.apis import init_detector
-    from mmdg.evaluation import evaluate_det_domains, map_table, per_class_ap_table
-    model = build_checked(cfg, args, init_detector)
-    results = evaluate_det_domains(model, targets, batch_size=args.batch_size)
-    table = map_table(results)
-    write_results(out_dir, args, results, 'mAP', 'mAP50',
-                  f'{table}\n\n## Per-class AP@0.5\n\n{per_class_ap_table(results)}\n')
-    print(table)
-    print(f'\nwritten to {out_dir}: results.md, results.csv, results.json')
-
-
-def write_results(out_dir, args, results, key, csv_name, markdown):
-    """``results.md`` (``markdown``), ``results.json`` and ``results.csv`` (domain, ``results[d][key]``,
-    images, per-class values) in ``out_dir``."""
-    os.makedirs(out_dir, exist_ok=True)
-    with open(osp.join(out_dir, 'results.md'), 'w') as f:
-        f.write(markdown)
-    with open(osp.join(out_dir, 'results.json'), 'w') as f:
-        json.dump(dict(config=args.config, checkpoint=args.checkpoint, results=results), f, indent=1)
-    with open(osp.join(out_dir, 'results.csv'), 'w', newline='') as f:
-        classes = list(next(iter(results.values()))['per_class'])
-        writer = csv.writer(f)
-        writer.writerow(['domain', csv_name, 'images', *classes])
-        for name, r in results.items():
-            writer.writerow([name, f'{r[key]:.4f}', r['num_images'], *(f'{r["per_class"][c]:.4f}' for c in classes)])
-
-
-def main(argv=None):
+def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('config')
     p.add_argument('checkpoint')
     p.add_argument('--targets', nargs='+', help="names from the config's target_datasets (default: all)")
-    p.add_argument('--out-dir', help='default: <checkpoint folder>/cross_domain')
-    p.add_argument('--slide', action='store_true', help='sliding-window inference')
+    p.add_argument('--work-dir', help='parent of the result folders (default: the checkpoint folder)')
+    p.add_argument('--out-dir', help='write the results here instead (a new or empty folder)')
+    p.add_argument('--slide', action='store_true', help='sliding-window inference (segmentation)')
     p.add_argument('--crop', type=int, nargs='+', default=[512], help='sliding window size (H [W])')
     p.add_argument('--stride', type=int, nargs='+', default=[341], help='sliding window stride (H [W])')
-    p.add_argument('--overlays', type=int, default=2, help='prediction overlays (PNG) per target')
-    p.add_argument('--batch-size', type=int, default=1)
-    p.add_argument('--device', default='cpu')
-    args = p.parse_args(argv)
+    p.add_argument('--tta', action='store_true', help='multi-scale + flip test-time augmentation (as tools/test.py)')
+    p.add_argument('--amp', action='store_true', help='autocast the test loop (mmengine TestLoop fp16)')
+    p.add_argument('--overlays', type=int, default=2, help='labelled pictures per target (0: none)')
+    p.add_argument('--batch-size', type=int, help="default: the config's test_dataloader")
+    add_vis_backend_argument(p)
+    p.add_argument('--verbose', action='store_true', help='the full log on the console too')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction)
+    p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    return p.parse_args(argv)
 
+
+def main(argv=None):
+    args = parse_args(argv)
     for path in (args.config, args.checkpoint):
         if not osp.isfile(path):
             raise SystemExit(f'{path} does not exist')
     with input_errors_as_messages():
-        evaluate(args)
+        return evaluate(args)
 
 
-def build_checked(cfg, args, init):
-    """mmseg's ``init_model`` / mmdet's ``init_detector`` without weights, then the checkpoint loaded
-    through :func:`mmdg.utils.checkpoint.build_and_load` (full, adapter-only or merged; a checkpoint
-    that does not fit is an error)."""
-    from mmdg.utils.checkpoint import build_and_load
-    return build_and_load(cfg.model, args.checkpoint, lambda: init(cfg, None, device=args.device)).eval()
+def result_folder(args, runner) -> str:
+    """``--out-dir``, else the runner's own log folder (``<work dir>/<timestamp>``, the same on every
+    rank): a new folder per run."""
+    return args.out_dir or runner.log_dir
 
 
 def evaluate(args):
-    from mmengine.config import Config
-    from mmseg.apis import init_model
-    from mmdg.evaluation import domain_table, evaluate_domains
+    from mmengine.dist import is_main_process
+    from mmdg.apis.evaluation import (add_visualization, build_loaded_runner, domain_results, domain_test_config,
+                                      use_amp)
+    from mmdg.apis.tta import apply_tta
+    from mmdg.evaluation import domain_table, per_class_table, write_results
 
-    cfg = Config.fromfile(args.config)
-    available = dict(cfg.get('target_datasets', {}))
-    if not available:
-        raise SystemExit(f'{args.config} defines no target_datasets')
-    targets = args.targets or list(available)
-    unknown = [t for t in targets if t not in available]
-    if unknown:
-        raise SystemExit(f'unknown target(s) {unknown}; {args.config} defines {sorted(available)}')
-    out_dir = args.out_dir or osp.join(osp.dirname(osp.abspath(args.checkpoint)), 'cross_domain')
-    if cfg.get('task') == 'det':
-        return eval_detector(cfg, args, {t: available[t] for t in targets}, out_dir)
+    if args.out_dir and osp.isfile(osp.join(args.out_dir, 'results.json')):
+        raise FileExistsError(f'--out-dir {args.out_dir} holds results already: give a new or empty folder')
+    stem = osp.splitext(osp.basename(args.checkpoint))[0]
+    base = args.work_dir or osp.dirname(osp.abspath(args.checkpoint))
+    work_dir = args.out_dir or osp.join(base, 'cross_domain', stem)
+    cfg = load_tool_config(args.config, args.cfg_options, args.launcher, work_dir)
+    det = cfg.get('task') == 'det'
     if args.slide:
+        if det:
+            raise SystemExit('--slide is for segmentation configs; this is a detection config')
         two = lambda v: tuple(v) if len(v) == 2 else (v[0], v[0])  # noqa: E731
         cfg.model.test_cfg = dict(mode='slide', crop_size=two(args.crop), stride=two(args.stride))
-    model = build_checked(cfg, args, init_model)
-    os.makedirs(out_dir, exist_ok=True)
-    results = evaluate_domains(model, {t: available[t] for t in targets}, batch_size=args.batch_size,
-                               overlay_dir=osp.join(out_dir, 'overlays') if args.overlays else None,
-                               num_overlays=args.overlays)
-    table = domain_table(results)
-    write_results(out_dir, args, results, 'mIoU', 'mIoU', f'{table}\n\n## Per-class IoU\n\n{per_class_table(results)}\n')
+    domain_test_config(cfg, args.targets, args.batch_size)
+    if args.tta:
+        apply_tta(cfg)
+    if args.amp:
+        use_amp(cfg)
+    for name in args.vis_backend:
+        add_vis_backend(cfg, name)
+    if not args.verbose:
+        quiet_console(cfg)
+    runner = build_loaded_runner(cfg, args.checkpoint)
+    out_dir = result_folder(args, runner)
+    if args.overlays:
+        add_visualization(runner, osp.join(out_dir, 'vis'), max_per_domain=args.overlays)
+    runner.test()
+    if not is_main_process():
+        return None
+    results = domain_results(runner)
+    if det:
+        scores, titles, keys = ('mAP',), ('mAP@0.5',), dict(per_class='AP')
+        details = f'## Per-class AP@0.5\n\n{per_class_table(results)}\n'
+    else:
+        scores, titles, keys = ('aAcc', 'mIoU', 'mAcc'), None, dict(per_class='IoU', per_class_acc='Acc')
+        details = (f'## Per-class IoU\n\n{per_class_table(results)}\n\n'
+                   f'## Per-class Acc\n\n{per_class_table(results, "per_class_acc")}\n')
+    mean_over = cfg.test_evaluator.get('mean_over')
+    table = domain_table(results, mean_over, scores, titles)
+    write_results(out_dir, results, f'{table}\n\n{details}', scores, keys,
+                  config=args.config, checkpoint=args.checkpoint, tta=args.tta, log_dir=runner.log_dir)
     print(table)
-    print(f'\nwritten to {out_dir}: results.md, results.csv, results.json' +
-          (', overlays/' if args.overlays else ''))
+    vis = ', vis/<domain>/*.png' if args.overlays else ''
+    print(f'\nwritten to {out_dir}: results.md, results.csv, results.json{vis}; '
+          f'full log: {osp.join(runner.log_dir, runner.timestamp + ".log")}')
+    return dict(results=results, out_dir=out_dir)
 
 
 if __name__ == '__main__':

@@ -1,9 +1,14 @@
-"""Evaluate a checkpoint on a config's test set: ``python tools/test.py CONFIG CHECKPOINT``.
-For several target domains at once use ``tools/cross_domain_eval.py``.
+"""Evaluate a checkpoint on a config's test set with mmengine's test loop (``Runner.test()``), as mmseg's
+and mmdet's ``tools/test.py``: ``python tools/test.py CONFIG CHECKPOINT [options]``. For the target
+domains of a config one at a time (tables, CSV, JSON) use ``tools/cross_domain_eval.py``.
 
-``--out DIR`` also writes every prediction as a label PNG under ``DIR`` (one folder per domain);
-``--format-only`` only writes them, for a test split without labels whose score comes from a benchmark
-server (the Cityscapes -> ACDC configs' test split is evaluated this way).
+``--out DIR`` also writes every prediction as a label PNG under ``DIR`` (one folder per domain; for a
+detection config ``--out FILE.pkl`` dumps the detections as mmdet does); ``--format-only`` only writes
+them, for a test split without labels whose score comes from a benchmark server (the Cityscapes -> ACDC
+configs' test split is evaluated this way). ``--show-dir DIR`` draws ground truth beside prediction with
+class names through the config's visualizer into ``DIR/<domain>/``; ``--show`` opens them in a window.
+``--tta`` runs the official multi-scale (0.5-1.75) + flip test-time augmentation (mmseg's
+``SegTTAModel``; the config's own ``tta_model`` / ``tta_pipeline`` when it has them).
 """
 import argparse
 import os
@@ -11,47 +16,97 @@ import os.path as osp
 import sys
 
 from mmengine.config import DictAction
-from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmdg.utils.checkpoint import build_and_load  # noqa: E402
+from mmdg.utils.console import add_vis_backend, add_vis_backend_argument, quiet_console  # noqa: E402
 from mmdg.utils.tool_config import input_errors_as_messages, load_tool_config  # noqa: E402
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test a model with an mmdg config')
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('--work-dir')
-    parser.add_argument('--out', help='write the predictions as label PNGs into this (new or empty) folder')
+    parser.add_argument('--out', help='write the predictions as label PNGs into this (new or empty) folder '
+                                      '(detection: a .pkl file of the detections)')
     parser.add_argument('--format-only', action='store_true',
                         help='only write the predictions (needs --out or a config whose test evaluator writes)')
     parser.add_argument('--label-encoding', choices=['label_id', 'train_id'], default=None,
                         help="PNG encoding of the predictions: Cityscapes label ids (cityscapesScripts' encoding; "
                              "the default of a writer added by --out) or the 19 train ids (the ACDC configs' own "
                              'writer, as the official configs)')
+    parser.add_argument('--show-dir', help='draw labelled ground truth | prediction pictures into this folder')
+    parser.add_argument('--show', action='store_true', help='show the pictures in a window')
+    parser.add_argument('--wait-time', type=float, default=2, help='seconds each shown picture stays (0: a key)')
+    parser.add_argument('--tta', action='store_true', help='multi-scale + flip test-time augmentation')
+    parser.add_argument('--amp', action='store_true', help='autocast the test loop (mmengine TestLoop fp16)')
+    add_vis_backend_argument(parser)
+    parser.add_argument('--verbose', action='store_true', help='the full log on the console too')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     if not osp.isfile(args.checkpoint):
         raise SystemExit(f'checkpoint {args.checkpoint} does not exist')
     cfg = load_tool_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     with input_errors_as_messages():
-        configure_prediction_output(cfg, args.out, args.format_only, args.label_encoding)
-        # loaded here rather than through cfg.load_from: mmengine only warns about a checkpoint that does not
-        # fit, and this also handles full (no pretrained file needed), adapter-only and merged checkpoints
-        runners = []
+        return run_test(cfg, args)
 
-        def build():
-            runners.append(Runner.from_cfg(cfg))
-            model = runners[0].model
-            return model.module if hasattr(model, 'module') else model
-        build_and_load(cfg.model, args.checkpoint, build)
-        runners[0].test()
+
+def run_test(cfg, args):
+    from mmengine.dist import is_main_process
+    from mmdg.apis.evaluation import add_visualization, build_loaded_runner, domain_results, use_amp
+    from mmdg.apis.tta import apply_tta
+    if cfg.get('task') == 'det':
+        configure_detection_output(cfg, args.out, args.format_only)
+    else:
+        configure_prediction_output(cfg, args.out, args.format_only, args.label_encoding)
+    if args.tta:
+        apply_tta(cfg)
+    if args.amp:
+        use_amp(cfg)
+    for name in args.vis_backend:
+        add_vis_backend(cfg, name)
+    if not args.verbose:
+        quiet_console(cfg)
+    runner = build_loaded_runner(cfg, args.checkpoint)
+    if args.show_dir or args.show:
+        add_visualization(runner, args.show_dir, show=args.show, wait_time=args.wait_time)
+    metrics = runner.test()
+    if is_main_process():
+        report(runner, metrics, domain_results(runner), args)
+    return metrics
+
+
+def report(runner, metrics, results, args):
+    """The scores on the console (the run's log holds the per-class tables)."""
+    from mmdg.evaluation import domain_table
+    if results:
+        first = next(iter(results.values()))
+        scores = [s for s in ('aAcc', 'mIoU', 'mAcc', 'mAP') if s in first]
+        mean_over = next((m.mean_over for m in runner.test_loop.evaluator.metrics if hasattr(m, 'mean_over')), None)
+        print(domain_table(results, mean_over, scores))
+    elif metrics:
+        print('\n'.join(f'{k}: {v:.2f}' if isinstance(v, float) else f'{k}: {v}' for k, v in metrics.items()))
+    where = [f'log: {osp.join(runner.log_dir, runner.timestamp + ".log")}']
+    if args.show_dir:
+        where.append(f'pictures: {args.show_dir}')
+    print('\n' + '; '.join(where))
+
+
+def configure_detection_output(cfg, out=None, format_only=False):
+    """``--out FILE.pkl``: mmdet's ``DumpDetResults`` beside the metric, as mmdet's ``tools/test.py``."""
+    if format_only:
+        raise ValueError('--format-only is for segmentation test splits; a detection config scores its test set')
+    if out:
+        if not out.endswith(('.pkl', '.pickle')):
+            raise ValueError(f'--out of a detection config is a .pkl file (the dumped detections), got {out}')
+        items = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
+        cfg.test_evaluator = [*items, dict(type='DumpDetResults', _scope_='mmdet', out_file_path=out)]
+    return cfg
 
 
 def _writers(evaluator):

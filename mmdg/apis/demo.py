@@ -7,10 +7,11 @@ import time
 from typing import Dict, Optional
 
 from mmengine.config import Config
-from mmengine.runner import Runner
 
+from mmdg.apis.evaluation import add_visualization, domain_results, domain_test_config
 from mmdg.datasets.synthetic import write_cityscapes_layout
-from mmdg.evaluation import domain_table, evaluate_domains
+from mmdg.evaluation import domain_table
+from mmdg.utils.console import add_vis_backend, build_runner
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 METHODS = ('full', 'frozen', 'lora', 'pissa', 'sora', 'alore', 'hta', 'clora')
@@ -65,20 +66,29 @@ def adjust_demo_config(cfg: Config, default_root: str, data_root: str, work_dir:
 def run_demo(method: str = 'full', data_root: str = DEFAULT_DATA_ROOT, work_dir: Optional[str] = None,
              max_iters: Optional[int] = None, pretrained: Optional[str] = None, num_train: int = 200,
              num_val: int = 50, num_workers: Optional[int] = None, evaluate_untrained: bool = False,
-             num_overlays: int = 2) -> Dict:
-    """Returns ``dict(trained=..., untrained=... or None, table=str, work_dir=str)``."""
+             num_overlays: int = 2, vis_backends=(), quiet: bool = True) -> Dict:
+    """Returns ``dict(trained=..., untrained=... or None, table=str, work_dir=str, log_file=str)``.
+    Scores come from the runner's test loop over every style (``Runner.test()``); ``quiet`` keeps the
+    config and per-parameter lines in the log file, off the console."""
     t0 = time.time()
     write_cityscapes_layout(data_root, splits=dict(train=num_train, val=num_val))
     cfg = demo_config(method, data_root, work_dir, max_iters, pretrained, num_workers)
-    # evaluate_domains below scores every style (with per-class IoU and overlays); the runner's own
+    # the test run below scores every style (with per-class IoU and pictures); the runner's own
     # end-of-training validation over the same images would only repeat it
     cfg.train_cfg.val_interval = cfg.train_cfg.max_iters + 1
-    runner = Runner.from_cfg(cfg)
-    targets = dict(cfg.target_datasets)
-    untrained = evaluate_domains(runner.model, targets, progress=False) if evaluate_untrained else None
+    domain_test_config(cfg)
+    for name in vis_backends:
+        add_vis_backend(cfg, name)
+    runner = build_runner(cfg, quiet=quiet)
+    untrained = None
+    if evaluate_untrained:
+        runner.test()
+        untrained = domain_results(runner)
     runner.train()
-    trained = evaluate_domains(runner.model, targets, overlay_dir=osp.join(cfg.work_dir, 'overlays'),
-                               num_overlays=num_overlays)
+    if num_overlays:
+        add_visualization(runner, osp.join(cfg.work_dir, 'overlays'), max_per_domain=num_overlays)
+    runner.test()
+    trained = domain_results(runner)
     unseen = [n for n in trained if n != 'source']
     table = domain_table(trained, mean_over=unseen)
     with open(osp.join(cfg.work_dir, 'results.json'), 'w') as f:
@@ -86,4 +96,4 @@ def run_demo(method: str = 'full', data_root: str = DEFAULT_DATA_ROOT, work_dir:
     with open(osp.join(cfg.work_dir, 'results.md'), 'w') as f:
         f.write(table + '\n')
     return dict(trained=trained, untrained=untrained, table=table, work_dir=cfg.work_dir,
-                seconds=time.time() - t0)
+                log_file=osp.join(runner.log_dir, f'{runner.timestamp}.log'), seconds=time.time() - t0)

@@ -8,11 +8,12 @@ import time
 from typing import Dict, Optional
 
 from mmengine.config import Config
-from mmengine.runner import Runner
 
 from mmdg.apis.demo import METHODS, REPO, adjust_demo_config
+from mmdg.apis.evaluation import add_visualization, domain_results, domain_test_config
 from mmdg.datasets.voc_writer import write_synthetic_voc
-from mmdg.evaluation import evaluate_det_domains, map_table, per_class_ap_table
+from mmdg.evaluation import domain_table, per_class_table
+from mmdg.utils.console import add_vis_backend, build_runner
 
 DEFAULT_DATA_ROOT = 'data/demo_det'
 CONFIG = osp.join(REPO, 'configs', 'demo_det', 'faster-rcnn_vit-tiny.py')
@@ -41,23 +42,33 @@ def demo_det_config(method: str = 'full', data_root: str = DEFAULT_DATA_ROOT, wo
 
 def run_demo_det(method: str = 'full', data_root: str = DEFAULT_DATA_ROOT, work_dir: Optional[str] = None,
                  max_iters: Optional[int] = None, pretrained: Optional[str] = None, num_train: int = 200,
-                 num_val: int = 50, num_workers: Optional[int] = None) -> Dict:
-    """Returns ``dict(results=..., table=str, per_class=str, work_dir=str, seconds=float)``."""
+                 num_val: int = 50, num_workers: Optional[int] = None, num_overlays: int = 2, vis_backends=(),
+                 quiet: bool = True) -> Dict:
+    """Returns ``dict(results=..., table=str, per_class=str, work_dir=str, log_file=str, seconds=float)``.
+    Scores come from the runner's test loop over every style (``Runner.test()``)."""
     t0 = time.time()
     write_synthetic_voc(data_root, splits=dict(train=num_train, test=num_val), difficult_below=DIFFICULT_BELOW)
     cfg = demo_det_config(method, data_root, work_dir, max_iters, pretrained, num_workers)
-    # evaluate_det_domains scores every style below (with per-class AP); the runner's own end-of-training
+    # the test run below scores every style (with per-class AP); the runner's own end-of-training
     # validation over the same images would only repeat it (mmengine validates at the last iteration
     # whatever val_interval says, so the loop's validation is moved past the end)
     cfg.train_cfg.val_begin = cfg.train_cfg.max_iters + 1
-    runner = Runner.from_cfg(cfg)
+    domain_test_config(cfg)
+    for name in vis_backends:
+        add_vis_backend(cfg, name)
+    runner = build_runner(cfg, quiet=quiet)
     runner.train()
-    results = evaluate_det_domains(runner.model, dict(cfg.target_datasets), batch_size=8)
-    table = map_table(results, mean_over=[n for n in results if n != 'source'])
-    per_class = per_class_ap_table(results)
+    if num_overlays:
+        add_visualization(runner, osp.join(cfg.work_dir, 'overlays'), max_per_domain=num_overlays)
+    runner.test()
+    results = domain_results(runner)
+    table = domain_table(results, mean_over=[n for n in results if n != 'source'], scores=('mAP',),
+                         titles=('mAP@0.5',))
+    per_class = per_class_table(results)
     seconds = time.time() - t0
     with open(osp.join(cfg.work_dir, 'results.json'), 'w') as f:
         json.dump(dict(method=method, results=results, seconds=seconds), f, indent=1)
     with open(osp.join(cfg.work_dir, 'results.md'), 'w') as f:
         f.write(f'{table}\n\n## Per-class AP@0.5\n\n{per_class}\n')
-    return dict(results=results, table=table, per_class=per_class, work_dir=cfg.work_dir, seconds=seconds)
+    return dict(results=results, table=table, per_class=per_class, work_dir=cfg.work_dir,
+                log_file=osp.join(runner.log_dir, f'{runner.timestamp}.log'), seconds=seconds)

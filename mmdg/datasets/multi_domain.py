@@ -25,5 +25,7 @@ class MultiDomainDataset(ConcatDataset):
             self.full_init()
         which, local = self._get_ori_dataset_idx(idx)
         item = self.datasets[which][local]
-        item['data_samples'].set_metainfo(dict(domain=self.domain_names[which]))
+        samples = item['data_samples']  # a list of views under test-time augmentation
+        for sample in samples if isinstance(samples, list) else [samples]:
+            sample.set_metainfo(dict(domain=self.domain_names[which]))
         return item

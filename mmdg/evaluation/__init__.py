@@ -1,8 +1,9 @@
-"""Evaluation glue of mmdg."""
-from .domain_eval import domain_table, evaluate_domains, per_class_iou
-from .multi_domain_metric import MultiDomainIoUMetric
+"""Evaluation glue of mmdg: per-domain metrics, prediction writer, labelled pictures, result tables."""
+from .multi_domain_metric import MultiDomainIoUMetric, class_scores, per_class_iou
+from .multi_domain_voc_metric import MultiDomainVOCMetric, voc_ap_per_class
 from .prediction_writer import SegPredictionWriter
+from .tables import domain_table, per_class_table, write_results
+from .visualization_hook import DomainVisualizationHook
 
-__all__ = ['evaluate_domains', 'per_class_iou', 'domain_table', 'MultiDomainIoUMetric', 'SegPredictionWriter']
-from .multi_domain_voc_metric import (MultiDomainVOCMetric, evaluate_det_domains, map_table,  # noqa: E402,F401
-                                      per_class_ap_table, voc_ap_per_class)  # (detection)
+__all__ = ['MultiDomainIoUMetric', 'MultiDomainVOCMetric', 'SegPredictionWriter', 'DomainVisualizationHook',
+           'class_scores', 'per_class_iou', 'voc_ap_per_class', 'domain_table', 'per_class_table', 'write_results']

@@ -1,0 +1,111 @@
+"""Predict images with an mmdg config and checkpoint (full, adapter-only or merged):
+
+    python tools/infer.py CONFIG CHECKPOINT IMAGE_OR_DIR --out DIR [--device cuda:0] [--batch-size 4]
+
+For each image (a folder is searched recursively; its sub-folders are kept under ``--out``):
+``DIR/vis/<name>.png``, the prediction drawn on the image with class names through the config's
+visualizer, and ``DIR/pred/<name>.png``, the raw label map (one channel, the model's class ids, as
+``tools/test.py --out --label-encoding train_id``); detection configs write ``DIR/pred/<name>.json``
+(boxes x1 y1 x2 y2, scores, class names) instead.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+import warnings
+
+from mmengine.config import DictAction
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from mmdg.utils.tool_config import input_errors_as_messages  # noqa: E402
+
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('config')
+    p.add_argument('checkpoint')
+    p.add_argument('input', help='an image or a folder of images')
+    p.add_argument('--out', required=True, help='output folder (vis/ and pred/)')
+    p.add_argument('--device', default='cpu')
+    p.add_argument('--batch-size', type=int, default=1)
+    p.add_argument('--opacity', type=float, default=0.5, help='of the drawn segments (0-1)')
+    p.add_argument('--score-thr', type=float, default=0.3, help='detection: boxes drawn above this score')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction, help='key=value pairs merged into the config')
+    return p.parse_args(argv)
+
+
+def list_images(path: str):
+    """``[(image path, name relative to the input)]``; a folder is searched recursively."""
+    if osp.isfile(path):
+        return [(path, osp.basename(path))]
+    if not osp.isdir(path):
+        raise FileNotFoundError(f'{path}: no such image or folder')
+    found = []
+    for folder, _, files in os.walk(path):
+        for f in sorted(files):
+            if f.lower().endswith(IMAGE_EXTENSIONS):
+                full = osp.join(folder, f)
+                found.append((full, osp.relpath(full, path)))
+    if not found:
+        raise FileNotFoundError(f'{path}: no image ({", ".join(IMAGE_EXTENSIONS)}) in this folder')
+    return sorted(found)
+
+
+def write_prediction(result, classes, path_stem: str) -> str:
+    """The raw prediction: a label PNG (segmentation) or a JSON of boxes (detection)."""
+    os.makedirs(osp.dirname(path_stem), exist_ok=True)
+    if 'pred_sem_seg' in result:
+        from PIL import Image
+        labels = result.pred_sem_seg.data[0].cpu().numpy().astype('uint8')
+        Image.fromarray(labels).save(path_stem + '.png')
+        return path_stem + '.png'
+    inst = result.pred_instances
+    boxes = dict(bboxes=inst.bboxes.cpu().tolist(), scores=inst.scores.cpu().tolist(),
+                 labels=[classes[i] for i in inst.labels.cpu().tolist()])
+    with open(path_stem + '.json', 'w') as f:
+        json.dump(boxes, f)
+    return path_stem + '.json'
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    for path in (args.config, args.checkpoint):
+        if not osp.isfile(path):
+            raise SystemExit(f'{path} does not exist')
+    with input_errors_as_messages():
+        return infer(args)
+
+
+def infer(args):
+    from tqdm import tqdm
+    from mmdg.apis.inference import build_visualizer, draw_result, inference_model, init_model
+
+    images = list_images(args.input)
+    with warnings.catch_warnings():  # the libraries' deprecation notices while the model is built
+        warnings.simplefilter('ignore', UserWarning)
+        model = init_model(args.config, args.checkpoint, device=args.device, cfg_options=args.cfg_options)
+    visualizer = build_visualizer(model, args.opacity)
+    classes = model.dataset_meta['classes']
+    written = []
+    bar = tqdm(total=len(images), unit='img', desc='infer', disable=len(images) == 1)
+    for start in range(0, len(images), args.batch_size):
+        chunk = images[start:start + args.batch_size]
+        results = inference_model(model, [p for p, _ in chunk], batch_size=args.batch_size)
+        for (path, rel), result in zip(chunk, results):
+            stem = osp.splitext(rel)[0]
+            vis = osp.join(args.out, 'vis', stem + '.png')
+            os.makedirs(osp.dirname(vis), exist_ok=True)
+            draw_result(model, path, result, out_file=vis, score_thr=args.score_thr, visualizer=visualizer)
+            written.append((vis, write_prediction(result, classes, osp.join(args.out, 'pred', stem))))
+        bar.update(len(chunk))
+    bar.close()
+    print(f'{len(written)} image(s): labelled pictures in {osp.join(args.out, "vis")}, '
+          f'predictions in {osp.join(args.out, "pred")}')
+    return written
+
+
+if __name__ == '__main__':
+    main()
