@@ -134,3 +134,23 @@ def test_checked_loader_refuses_a_label_of_another_size(tmp_path, layout):
     with pytest.raises(LabelSizeError):  # loaded after the image was resized: compared with the original size
         for t in test_load:
             results = t(results)
+
+
+def test_checked_loader_names_a_corrupt_label(tmp_path, layout):
+    """A label cut short (before: ``AttributeError: 'NoneType' object has no attribute 'squeeze'``)."""
+    from mmdg.datasets import ImageDecodeError
+    label = sorted((layout / 'source').rglob('*_gtFine_labelTrainIds.png'))[1]
+    label.write_bytes(label.read_bytes()[:60])
+    _, data = _built(_config(tmp_path, layout))
+    index = next(i for i in range(len(data)) if data.get_data_info(i)['seg_map_path'] == str(label))
+    with pytest.raises(ImageDecodeError, match=rf'{label.name}: label file cannot be decoded'):
+        data[index]
+
+
+def test_checked_loader_names_a_missing_image(tmp_path, layout):
+    from mmdg.datasets import ImageDecodeError
+    _, data = _built(_config(tmp_path, layout))
+    image = data.get_data_info(2)['img_path']
+    os.remove(image)  # gone after the dataset was listed (or a link to it broke)
+    with pytest.raises(ImageDecodeError, match=rf'{os.path.basename(image)}: does not exist'):
+        data[2]

@@ -2,6 +2,10 @@
 
 mmdg registers itself through the config's ``default_scope`` / ``custom_imports``; this script imports
 no mmdg registry (``Runner.from_cfg`` works the same way from your own code).
+
+Before the first iteration the model and the data are checked against each other (``DataModelCheckHook``);
+bad input stops the run with one line naming the file or the config key. Ctrl-C stops it with one line
+naming the last checkpoint, which ``--resume`` continues from.
 """
 import argparse
 import os

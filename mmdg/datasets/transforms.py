@@ -1,6 +1,8 @@
 """Loading transforms that fail with a message naming the file, instead of an assertion deep in a
 dataloader worker (an undecodable image) or silently wrong training (a label value outside the classes,
 which mmseg's loss and IoU would otherwise ignore or count in the wrong bin)."""
+import os.path as osp
+
 import numpy as np
 from mmcv.transforms import LoadImageFromFile
 from mmseg.datasets.transforms import LoadAnnotations
@@ -22,6 +24,9 @@ class LoadImageChecked(LoadImageFromFile):
         try:
             out = super().transform(results)
         except (AssertionError, ValueError, OSError, RuntimeError) as exc:
+            if not osp.exists(results['img_path']):
+                raise ImageDecodeError(f'{results["img_path"]}: does not exist (deleted or moved after the dataset '
+                                       'was listed, or a link whose target is gone)') from exc
             raise ImageDecodeError(f'{results["img_path"]}: cannot be decoded as an image '
                                    f'(truncated, corrupt or not an image file): {exc}') from exc
         return out
@@ -39,9 +44,14 @@ class LoadAnnotationsChecked(LoadAnnotations):
         self.num_classes, self.ignore_index = num_classes, ignore_index
 
     def _load_seg_map(self, results: dict) -> None:
-        super()._load_seg_map(results)
-        seg = results['gt_seg_map']
         path = results['seg_map_path']
+        try:
+            super()._load_seg_map(results)
+        except (AttributeError, AssertionError, ValueError, OSError, RuntimeError) as exc:
+            # mmcv decodes a broken file to None and mmseg fails on None.squeeze(), naming no file
+            what = 'does not exist' if not osp.exists(path) else 'cannot be decoded as an image (truncated or corrupt)'
+            raise ImageDecodeError(f'{path}: label file {what}: {exc}') from exc
+        seg = results['gt_seg_map']
         if seg.ndim != 2:
             raise LabelValueError(f'{path}: a label must have one channel (class ids), got shape {seg.shape}; '
                                   'is this a colour visualisation instead of the label file?')

@@ -107,9 +107,12 @@ def safe_torch_load(filename: str, map_location: Any = 'cpu') -> Any:
             return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         found = re.search(r'(?:Unsupported global|Unsupported operand|GLOBAL)[: ]+(?:GLOBAL )?([\w.]+)', str(err))
-        if not found:  # not a refused global: bytes that are no pickle at all
-            raise CheckpointError(f'checkpoint {filename} is corrupt or not a PyTorch checkpoint '
-                                  f'({str(err).splitlines()[0]})') from None
+        with open(filename, 'rb') as f:
+            head = f.read(16)
+        # a torch.save file is a zip archive or (legacy) a pickle starting with its protocol marker
+        if not found or not head.startswith((b'PK', b'\x80')):  # bytes that are no checkpoint at all
+            raise CheckpointError(f'checkpoint {filename} is corrupt or not a PyTorch checkpoint (it starts with '
+                                  f'{head!r}); download or copy it again') from None
         raise UnsafeCheckpointError(
             f'refusing to load checkpoint {filename}: its pickle references {found.group(1)}, which is neither a '
             f'tensor nor one of the types mmengine writes. A pickle can run code while it loads, so mmdg loads '

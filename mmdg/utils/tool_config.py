@@ -49,10 +49,33 @@ def load_tool_config(config: str, cfg_options=None, launcher: str = 'none', work
             if _debug():
                 raise
             raise _fail(f'--cfg-options: {exc.args[0] if exc.args else exc}') from None
+    try:
+        check_config_values(cfg)
+    except ConfigValueError as exc:
+        if _debug():
+            raise
+        raise _fail(f'{config}: {exc}') from None
     cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join('work_dirs', osp.splitext(osp.basename(config))[0])
     RUN_STATE.update(config=config, runner=None, in_loop=False)
     add_startup_check(cfg)
     return setup_cpu_distributed(cfg)
+
+
+def check_config_values(cfg: Config) -> None:
+    """Values that torch or mmengine would refuse later without naming the key (or, for a schedule of
+    0 iterations, accept and do nothing): loader batch sizes and workers, the schedule's lengths."""
+    def need(key, value, ok, what):
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and ok(value)):
+            raise ConfigValueError(f'{key}={value!r}: {what}')
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        spec = cfg.get(loader)
+        if isinstance(spec, dict):
+            need(f'{loader}.batch_size', spec.get('batch_size'), lambda v: v >= 1, 'needs a whole number >= 1')
+            need(f'{loader}.num_workers', spec.get('num_workers'), lambda v: v >= 0, 'needs a whole number >= 0')
+    train = cfg.get('train_cfg')
+    if isinstance(train, dict):
+        for key in ('max_iters', 'max_epochs', 'val_interval'):
+            need(f'train_cfg.{key}', train.get(key), lambda v: v >= 1, 'needs a whole number >= 1')
 
 
 STARTUP_CHECK = 'DataModelCheckHook'
@@ -206,12 +229,19 @@ def setup_cpu_distributed(cfg: Config) -> Config:
     """Make a ``--launcher pytorch`` run work without GPUs. mmengine's launcher calls
     ``torch.cuda.set_device`` and DDP gets ``device_ids=[LOCAL_RANK]``, both of which fail on CPU, so the
     gloo process group is started here (mmengine then skips its own start) and DDP is wrapped without
-    device ids."""
+    device ids. Only when asked for (``MMDG_CPU_DDP=1``, or ``--cpu-ddp`` of the dist scripts): a GPU job
+    whose CUDA is missing must stop, not train for days on CPU."""
     import torch
     import torch.distributed as dist
     if cfg.get('launcher', 'none') != 'pytorch' or torch.cuda.is_available():
         return cfg
-    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    if os.environ.get('MMDG_CPU_DDP', '').lower() not in ('1', 'true', 'yes'):
+        raise SystemExit('error: --launcher pytorch found no CUDA device; for multi-process training on CPU '
+                         '(gloo) ask for it explicitly: MMDG_CPU_DDP=1, or tools/dist_train.sh ... --cpu-ddp')
+    # assigned back: Config.setdefault returns a converted copy when the key is missing
+    env_cfg = dict(cfg.get('env_cfg') or {})
+    env_cfg['dist_cfg'] = {**dict(env_cfg.get('dist_cfg') or {}), 'backend': 'gloo'}
+    cfg.env_cfg = env_cfg
     if cfg.get('model_wrapper_cfg') is None:
         cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
                                      find_unused_parameters=cfg.get('find_unused_parameters', False))
