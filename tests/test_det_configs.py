@@ -60,7 +60,7 @@ def shrink(cfg: Config, roots: dict, work_dir: str) -> Config:
               frozen_blocks=min(bb.get('frozen_blocks', 0), 1), model_kwargs=dict(embed_dim=64, depth=4, num_heads=2))
     if bb.get('adapter'):
         bb.adapter.blocks = (1, 4)
-    if model.type == 'DINO':  # embed_dims stay 256: mmdet's DINO decoder hard-codes 128 position features
+    if model.type in ('DINO', 'CoDINO'):  # embed_dims stay 256: mmdet's DINO decoder hard-codes 128 position features
         model.update(num_queries=10)
         model.neck.in_channels = [64] * n_out
         model.encoder.num_layers = 1
@@ -69,6 +69,12 @@ def shrink(cfg: Config, roots: dict, work_dir: str) -> Config:
         model.decoder.layer_cfg.ffn_cfg.feedforward_channels = 64
         model.dn_cfg.group_cfg.num_dn_queries = 10
         model.test_cfg.max_per_img = 10
+        if model.type == 'CoDINO':  # the auxiliary heads: fewer proposals and samples, narrower layers
+            model.rpn_head.train_cfg.rpn_proposal.update(nms_pre=200, max_per_img=50)
+            model.rpn_head.train_cfg.sampler.num = 64
+            model.roi_head[0].train_cfg.sampler.num = 32
+            model.roi_head[0].bbox_head.fc_out_channels = 64
+            model.aux_bbox_head[0].feat_channels = 64
     else:  # Faster R-CNN
         model.neck.update(in_channels=[64] * n_out, out_channels=32)
         model.rpn_head.update(in_channels=32, feat_channels=32)
@@ -85,14 +91,16 @@ def shrink(cfg: Config, roots: dict, work_dir: str) -> Config:
             d['scale'] = (128, 64)
         if d.get('type') == 'mmdet.RandomCrop':
             d['crop_size'] = (64, 64)
+        if d.get('type') == 'mmdet.Pad':
+            d['size'] = (128, 128)
     _walk(cfg.target_datasets, retarget)  # the datasets of tools/cross_domain_eval.py
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         _walk(cfg[key], retarget)
         cfg[key].update(batch_size=2 if key == 'train_dataloader' else 4, num_workers=0, persistent_workers=False)
     cfg.train_dataloader.dataset.filter_cfg.min_size = 0
     cfg.train_cfg.update(max_iters=2, val_begin=100, val_interval=100)  # validate once, below
-    for s in cfg.param_scheduler:
-        s.end = 2
+    for s in cfg.param_scheduler:  # the warm-up keeps its phase: iteration 0 warms up, 1 follows the steps
+        s.begin, s.end = (0, 1) if s.type == 'LinearLR' else (min(s.get('begin', 0), 1), 2)
         if 'milestones' in s:
             s.milestones = [1]
     cfg.default_hooks.checkpoint.update(interval=100, save_best=None)
@@ -105,8 +113,10 @@ def shrink(cfg: Config, roots: dict, work_dir: str) -> Config:
 def test_the_grid_is_complete():
     names = {_name(c) for c in CONFIGS}
     for method in ('sora', 'lora', 'full', 'frozen'):
-        assert f'{method}/{method}_dinov2-l_dino_40k_dwd-1024.py' in names
+        assert f'{method}/{method}_dinov2-l_codino_40k_dwd-1024.py' in names  # the published detector
+        assert f'{method}/{method}_dinov2-l_dino_40k_dwd-1024.py' in names  # the lighter DETR variant
     assert 'sora/sora_dinov2-l_faster-rcnn_40k_dwd-1024.py' in names
+    assert 'sora/sora_dinov2-l_codino_40k_cityscapes-to-foggy-1024.py' in names
     assert 'sora/sora_dinov2-l_dino_40k_cityscapes-to-foggy-1024.py' in names
     doc = open(osp.join(REPO, 'docs', 'detection.md')).read()
     missing = [n for n in names if n not in doc]
@@ -133,20 +143,27 @@ def test_full_size_config(path):
     expected = dict(frozen=lambda n: n == 0, full=lambda n: n > 200e6, sora=lambda n: n == SORA_DINOV2_L,
                     lora=lambda n: 0 < n < 10e6)
     assert expected[method](trainable), f'{method}: {trainable} trainable backbone parameters'
-    # the recipe of METHODS.md §6
+    # the published detection recipe (docs/parity.md compares every value)
     assert cfg.train_cfg.max_iters == 40000
     opt = cfg.optim_wrapper
     assert opt.optimizer.type == 'AdamW' and opt.optimizer.lr == 2e-4 and opt.clip_grad.max_norm == 35
+    assert opt.optimizer.weight_decay == 0.05
     backbone_key = opt.paramwise_cfg.custom_keys.backbone
     assert backbone_key.lr_mult == 0.5
     assert opt.optimizer.weight_decay * backbone_key.decay_mult == pytest.approx(0.01)
-    assert any(s.type == 'AnnealedWeightDecay' for s in cfg.param_scheduler)
+    assert [s.type for s in cfg.param_scheduler] == ['LinearLR', 'MultiStepLR', 'AnnealedWeightDecay']
+    step = cfg.param_scheduler[1]
+    assert [step.begin + m for m in step.milestones] == [25500, 33500]
     assert any(t.get('type') == 'mmdet.RandomCrop' and tuple(t.crop_size) == (1024, 1024)
-               for t in cfg.train_dataloader.dataset.pipeline)
+               and t.crop_type == 'absolute_range' for t in cfg.train_dataloader.dataset.pipeline)
+    assert cfg.train_dataloader.dataset.filter_cfg.filter_empty_gt is False
     assert cfg.val_evaluator.type == 'MultiDomainVOCMetric' and cfg.val_evaluator.eval_mode == '11points'
     classes = 8 if 'cityscapes' in path else 7
-    head = cfg.model.bbox_head if cfg.model.type == 'DINO' else cfg.model.roi_head.bbox_head
+    head = cfg.model.bbox_head if cfg.model.type in ('DINO', 'CoDINO') else cfg.model.roi_head.bbox_head
     assert head.num_classes == classes
+    if cfg.model.type == 'CoDINO':  # Co-DINO 5-scale: blocks 7/11/15/23 at strides 4-32 + a stride-64 level
+        assert tuple(cfg.model.backbone.out_indices) == (7, 11, 15, 23) and cfg.model.neck.num_outs == 5
+        assert cfg.model.num_queries == 900 and cfg.model.test_cfg.nms.type == 'soft_nms'
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=_name)
@@ -162,5 +179,46 @@ def test_two_iterations_and_a_multi_domain_evaluation(path, det_roots, tmp_path)
         assert 0 <= metrics[f'{d}/mAP'] <= 100
     mean_over = cfg.val_evaluator.mean_over
     assert metrics['mean/mAP'] == pytest.approx(sum(metrics[f'{d}/mAP'] for d in mean_over) / len(mean_over))
-    # DWD: Daytime-Clear's test image, all 2 + 1 of each other domain (split 'all'); Cityscapes: 1 + 1 val
-    assert len(runner.val_dataloader.dataset) == (2 if 'cityscapes' in path else 1 + 4 * 3)
+    # DWD: Daytime-Clear's test image, the 2 train-list images of each other domain (the official lists);
+    # Cityscapes: 1 + 1 val
+    assert len(runner.val_dataloader.dataset) == (2 if 'cityscapes' in path else 1 + 4 * 2)
+
+
+def _parity():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('parity', osp.join(REPO, 'tools', 'parity.py'))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+CODINO_SORA = 'sora/sora_dinov2-l_codino_40k_dwd-1024.py'
+
+
+@pytest.mark.parametrize('setting, change', [
+    ('test post-processing', lambda c: c.model.test_cfg.nms.update(iou_threshold=0.5)),
+    ('auxiliary heads', lambda c: c.model.aux_bbox_head[0].loss_cls.update(loss_weight=1.0)),
+    ('classification loss', lambda c: c.model.bbox_head.update(loss_cls=dict(type='FocalLoss'))),
+    ('lr schedule', lambda c: c.param_scheduler[1].update(milestones=[25500, 33500])),
+    ('train crop', lambda c: c.train_dataloader.dataset.pipeline[3].update(crop_type='absolute')),
+    ('images without boxes', lambda c: c.train_dataloader.dataset.filter_cfg.update(filter_empty_gt=True)),
+    ('validation targets', lambda c: c.val_dataloader.dataset.domains.night_rainy.update(split='all')),
+    ('backbone weight decay', lambda c: c.optim_wrapper.paramwise_cfg.custom_keys.backbone.update(decay_mult=1.0)),
+])
+def test_a_drifting_detection_value_is_caught(setting, change):
+    """docs/parity.md's detection rows: a value that leaves the published recipe is reported (and the
+    generated table changes, so `tools/parity.py --check` fails until the doc is regenerated)."""
+    parity = _parity()
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'dg_det', CODINO_SORA), import_custom_modules=False)
+    assert not parity.det_undocumented({CODINO_SORA: cfg})
+    drifted = copy.deepcopy(cfg)
+    change(drifted)
+    problems = parity.det_undocumented({CODINO_SORA: drifted})
+    assert any(f': {setting}: ' in p for p in problems), problems
+    assert parity.det_render({CODINO_SORA: drifted}) != parity.det_render({CODINO_SORA: cfg})
+
+
+def test_parity_doc_lists_every_detection_config():
+    parity = _parity()
+    text = open(osp.join(REPO, 'docs', 'parity.md')).read()
+    assert text.endswith(parity.det_render(parity.det_load_all()))

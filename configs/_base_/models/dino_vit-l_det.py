@@ -20,10 +20,11 @@ model = dict(
         arch='dinov2-l',
         img_size=1024,
         patch_size=16,
+        patch_resample='bicubic',  # the official conversion of the 14x14 kernel and the position grid
         out_indices=(11, 15, 23),
         out_strides=(8, 16, 32),
         pretrained='checkpoints/dinov2_vitl14_pretrain.pth',
-        frozen_blocks=8,  # blocks 0-7 stay frozen for every method (METHODS.md §6)
+        frozen_blocks=8,  # blocks 0-7 stay frozen for every method (the adapters start at block 8)
         grad_checkpointing=False,
     ),
     neck=dict(

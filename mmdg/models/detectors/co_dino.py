@@ -147,7 +147,7 @@ class CoDINO(DINO):
 
     Args (besides DINO's):
         rpn_head, roi_head (list), aux_bbox_head (list): the auxiliary heads, each with its own
-            ``train_cfg`` / ``test_cfg``; they see the encoder's levels plus one more (stride x2 of the
+            ``train_cfg`` / ``test_cfg`` and the DINO head's ``num_classes``; they see the encoder's levels plus one more (stride x2 of the
             last, from ``downsample``). The RoI heads see the levels their extractor has strides for.
         with_pos_coord: feed the RoI and dense heads' assignments to the decoder as query groups.
         max_pos_coords: at most this many positives per image and group (the rest sampled out).
@@ -163,10 +163,16 @@ class CoDINO(DINO):
             self.with_pos_coord = with_pos_coord
             self.max_pos_coords = max_pos_coords
             self.min_pos_coords = min_pos_coords
+            # the auxiliary heads predict the DINO head's classes (one num_classes to set in a config);
             # ConfigDict: the heads read their train_cfg / test_cfg by attribute
+            num_classes = self.bbox_head.num_classes
+            roi_head = [ConfigDict(c) for c in roi_head or []]
+            for c in roi_head:
+                c.bbox_head.num_classes = num_classes
+            aux_bbox_head = [ConfigDict(c, num_classes=num_classes) for c in aux_bbox_head or []]
             self.rpn_head = MMDET_MODELS.build(ConfigDict(rpn_head)) if rpn_head else None
-            self.roi_head = nn.ModuleList(MMDET_MODELS.build(ConfigDict(c)) for c in roi_head or [])
-            self.aux_bbox_head = nn.ModuleList(MMDET_MODELS.build(ConfigDict(c)) for c in aux_bbox_head or [])
+            self.roi_head = nn.ModuleList(MMDET_MODELS.build(c) for c in roi_head)
+            self.aux_bbox_head = nn.ModuleList(MMDET_MODELS.build(c) for c in aux_bbox_head)
         if self.roi_head and self.rpn_head is None:
             raise ValueError('roi_head needs rpn_head for its proposals')
         num_groups = (len(self.roi_head) + len(self.aux_bbox_head)) if with_pos_coord else 0
