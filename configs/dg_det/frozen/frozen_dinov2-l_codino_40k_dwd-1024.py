@@ -1,0 +1,4 @@
+# Frozen DINOv2-L, only the Co-DINO neck and heads train, 40k iterations: Diverse Weather, train Daytime-Clear, test all five domains.
+_base_ = ['../../_base_/models/codino_vit-l_det.py', '../../_base_/datasets/dwd_1024.py',
+          '../../_base_/schedules/dg_det_40k.py']
+model = dict(backbone=dict(freeze=True))
