@@ -87,12 +87,15 @@ def shrink(cfg: Config, roots: dict, work_dir: str) -> Config:
     def retarget(d):
         if d.get('type') in roots:
             d['data_root'] = roots[d['type']]
-        if d.get('type') in ('mmdet.RandomResize', 'mmdet.Resize'):
-            d['scale'] = (128, 64)
-        if d.get('type') == 'mmdet.RandomCrop':
-            d['crop_size'] = (64, 64)
-        if d.get('type') == 'mmdet.Pad':
-            d['size'] = (128, 128)
+        pipeline = d.get('pipeline') or []
+        train = any(t.get('type') == 'mmdet.RandomCrop' for t in pipeline)
+        for t in pipeline:
+            if t.get('type') in ('mmdet.RandomResize', 'mmdet.Resize'):
+                t['scale'] = (128, 64)
+            if t.get('type') == 'mmdet.RandomCrop':
+                t['crop_size'] = (64, 64)
+            if t.get('type') == 'mmdet.Pad':  # (w, h): the training crop; the test images' resized size
+                t['size'] = (64, 64) if train else (128, 64)
     _walk(cfg.target_datasets, retarget)  # the datasets of tools/cross_domain_eval.py
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         _walk(cfg[key], retarget)
