@@ -52,7 +52,7 @@ def test_dinov2_l_has_the_papers_2_99m_parameters():
 
 def test_adapter_contract():
     vit = tiny_vit('dinov2').eval()
-    inject_adapters(vit, dict(type='Rein', token_length=M, r=R, query_dim=Q, blocks=(1, 4)))
+    inject_adapters(vit, dict(type='Rein', token_length=M, r=R, query_dim=Q, link_queries=True, blocks=(1, 4)))
     blocks = [m for _, m in adapter_modules(vit)]
     assert [type(b) for b in blocks] == [ReinBlock] * 3 and blocks[0].shared is blocks[2].shared
     assert count_parameters(vit) == rein_parameters(3, DIM, M, R, Q)

@@ -196,7 +196,7 @@ def method(cfg):
 
 
 def _rein_method(cfg, a, rng):
-    link = a.get('link_queries', True)
+    link = a.get('link_queries', False)
     queries = ('query embeddings and features' if cfg.model.decode_head.get('replace_query_feat') else
                'query embeddings') if link else 'no queries'
     return f'Rein r {a.get("r", 16)}, {a.get("token_length", 100)} tokens, {queries} from the tokens, {rng}'

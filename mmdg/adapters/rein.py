@@ -18,8 +18,8 @@ max, mean and the last block's value, interleaved per channel (``m x q x 3`` fla
 ``m x 3q``) and merged by a linear layer to ``m x q``: one query embedding per token.
 :meth:`ReinShared.query_embeddings` returns it; ``TimmViT(return_queries=True)`` hands it to the head.
 
-Parameters: ``L (m r + r C) + 2 (C² + C) + 1 + (C q + q) + (3q q + q)``; DINOv2-L (``L = 24``,
-``C = 1024``, ``m = 100``, ``r = 16``, ``q = 256``): 2,990,081.
+Parameters: ``L (m r + r C) + 2 (C² + C) + 1``, plus ``(C q + q) + (3q q + q)`` with the query link;
+DINOv2-L (``L = 24``, ``C = 1024``, ``m = 100``, ``r = 16``, ``q = 256``, linked): 2,990,081.
 
 The shared layers live once in the model, in the first adapted block (``blocks.<first>.reins``); the
 other blocks refer to them without owning them, so checkpoints hold one copy.
@@ -48,7 +48,7 @@ class ReinShared(nn.Module):
     """The layers every Rein block shares, built by the first block (which knows the width)."""
 
     def __init__(self, token_length: int = 100, r: Optional[int] = 16, query_dim: int = 256,
-                 link_queries: bool = True, scale_init: float = 1e-3, patch_size: int = 16,
+                 link_queries: bool = False, scale_init: float = 1e-3, patch_size: int = 16,
                  prefix_tokens: int = 1):
         super().__init__()
         if not (isinstance(token_length, int) and token_length >= 2):
@@ -104,12 +104,15 @@ class ReinBlock(BlockAdapter):
     """One frozen block followed by Rein's refinement with this block's tokens (see the module doc).
 
     Config fields: ``token_length`` (m, 100), ``r`` (rank of the tokens, 16; ``None``: full ``m x C``
-    tokens), ``query_dim`` (256, the decoder's width), ``link_queries`` (True: make query embeddings),
+    tokens), ``query_dim`` (256, the decoder's width), ``link_queries`` (False; True, the recipe: make
+    query embeddings for the head),
     ``scale_init`` (1e-3), ``patch_size`` (16; only sets the token init range), ``prefix_tokens``
     (leading class / register tokens left unrefined: 1 for DINOv2 and EVA02, 5 for the reg4 models).
     """
 
-    defaults: Dict = dict(token_length=100, r=16, query_dim=256, link_queries=True, scale_init=1e-3,
+    # link_queries is off unless asked for: without a head that reads the queries, their layers would be
+    # trainable parameters that get no gradient (and trip DDP's unused-parameter check)
+    defaults: Dict = dict(token_length=100, r=16, query_dim=256, link_queries=False, scale_init=1e-3,
                           patch_size=16, prefix_tokens=1)
 
     @staticmethod
