@@ -53,13 +53,15 @@ def test_tables_csv_json_and_overlays(tmp_path, demo_data):
 
 
 def test_default_folder_is_new_per_run(tmp_path, demo_data):
-    """<checkpoint folder>/cross_domain/<checkpoint name>/<timestamp>/: two runs, two folders."""
+    """<checkpoint folder>/cross_domain/<checkpoint name>/<timestamp>/: two runs, two folders. The second
+    goes through ``tools/test.py --cross-domain`` (how tools/dist_test.sh reaches this tool)."""
     sys.path.insert(0, REPO)
     from tools.cross_domain_eval import main as cross_domain_eval
+    from tools.test import main as test_tool
     cfg, ckpt = _write_cfg(tmp_path, demo_data)
     args = [str(cfg), str(ckpt), '--targets', 'fog', '--overlays', '0', '--cfg-options',
             'target_datasets.fog.indices=2']
-    first, second = cross_domain_eval(args)['out_dir'], cross_domain_eval(args)['out_dir']
+    first, second = cross_domain_eval(args)['out_dir'], test_tool(['--cross-domain', *args])['out_dir']
     assert first != second
     assert osp.dirname(first) == osp.dirname(second) == str(tmp_path / 'work' / 'cross_domain' / 'iter_1')
     for folder in (first, second):

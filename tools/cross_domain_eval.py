@@ -21,7 +21,7 @@ import sys
 from mmengine.config import DictAction
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmdg.utils.console import add_vis_backend, add_vis_backend_argument, quiet_console  # noqa: E402
+from mmdg.utils.console import add_console_arguments, apply_console_args  # noqa: E402
 from mmdg.utils.tool_config import input_errors_as_messages, load_tool_config  # noqa: E402
 
 
@@ -39,8 +39,7 @@ def parse_args(argv=None):
     p.add_argument('--amp', action='store_true', help='autocast the test loop (mmengine TestLoop fp16)')
     p.add_argument('--overlays', type=int, default=2, help='labelled pictures per target (0: none)')
     p.add_argument('--batch-size', type=int, help="default: the config's test_dataloader")
-    add_vis_backend_argument(p)
-    p.add_argument('--verbose', action='store_true', help='the full log on the console too')
+    add_console_arguments(p)
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     return p.parse_args(argv)
@@ -85,10 +84,7 @@ def evaluate(args):
         apply_tta(cfg)
     if args.amp:
         use_amp(cfg)
-    for name in args.vis_backend:
-        add_vis_backend(cfg, name)
-    if not args.verbose:
-        quiet_console(cfg)
+    apply_console_args(cfg, args)
     runner = build_loaded_runner(cfg, args.checkpoint)
     out_dir = result_folder(args, runner)
     if args.overlays:

@@ -2,12 +2,17 @@
 evaluate it on unseen styles (realistic palette, night, fog, rain), on CPU in a few minutes.
 
     python tools/demo.py [--method full|frozen|lora|pissa|sora|alore|hta|clora] [--pretrained PATH]
+        [--vis-backend tensorboard|wandb] [--verbose]
+
+The console shows the training progress and the table; the config, the environment and the per-parameter
+lines are in the log file of the work dir.
 """
 import argparse
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from mmdg.utils.console import add_console_arguments  # noqa: E402
 from mmdg.apis.demo import DEFAULT_DATA_ROOT, METHODS, run_demo  # noqa: E402
 
 
@@ -18,12 +23,15 @@ def main(argv=None):
     parser.add_argument('--work-dir', help='default: work_dirs/demo/<method>')
     parser.add_argument('--iters', type=int, help='training iterations (default: the config, 500)')
     parser.add_argument('--pretrained', help='local checkpoint of the demo ViT architecture')
+    add_console_arguments(parser)
     args = parser.parse_args(argv)
-    res = run_demo(args.method, args.data_root, args.work_dir, args.iters, args.pretrained)
-    print(f'\nmIoU (%) of the {args.method} model trained on the synthetic source style '
+    res = run_demo(args.method, args.data_root, args.work_dir, args.iters, args.pretrained,
+                   vis_backends=args.vis_backend, quiet=not args.verbose)
+    print(f'\naAcc, mIoU, mAcc (%) of the {args.method} model trained on the synthetic source style '
           f'({res["seconds"] / 60:.1f} min):\n')
     print(res['table'])
-    print(f'\nper-class IoU: {res["work_dir"]}/results.json; overlays: {res["work_dir"]}/overlays/*.png')
+    print(f'\nper-class IoU and Acc: {res["work_dir"]}/results.json; labelled pictures: '
+          f'{res["work_dir"]}/overlays/<style>/*.png; full log: {res["log_file"]}')
 
 
 if __name__ == '__main__':

@@ -3,12 +3,14 @@ of a DWD-style (Pascal VOC per domain) dataset and report VOC mAP@0.5 (11-point)
 (realistic palette, night, fog, rain), on CPU in a few minutes.
 
     python tools/demo_det.py [--method full|frozen|lora|pissa|sora|alore|hta|clora] [--iters N] [--pretrained PATH]
+        [--vis-backend tensorboard|wandb] [--verbose]
 """
 import argparse
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from mmdg.utils.console import add_console_arguments  # noqa: E402
 from mmdg.apis.demo import METHODS  # noqa: E402
 from mmdg.apis.demo_det import DEFAULT_DATA_ROOT, run_demo_det  # noqa: E402
 
@@ -20,12 +22,15 @@ def main(argv=None):
     parser.add_argument('--work-dir', help='default: work_dirs/demo_det/<method>')
     parser.add_argument('--iters', type=int, help='training iterations (default: the config)')
     parser.add_argument('--pretrained', help='local checkpoint of the demo ViT architecture')
+    add_console_arguments(parser)
     args = parser.parse_args(argv)
-    res = run_demo_det(args.method, args.data_root, args.work_dir, args.iters, args.pretrained)
+    res = run_demo_det(args.method, args.data_root, args.work_dir, args.iters, args.pretrained,
+                   vis_backends=args.vis_backend, quiet=not args.verbose)
     print(f'\nVOC mAP@0.5 (%, 11-point) of the {args.method} Faster R-CNN trained on the synthetic source style '
           f'({res["seconds"] / 60:.1f} min):\n')
     print(res['table'])
-    print(f'\nper-class AP:\n\n{res["per_class"]}\n\nwritten to {res["work_dir"]}/results.md, results.json')
+    print(f'\nper-class AP:\n\n{res["per_class"]}\n\nwritten to {res["work_dir"]}/results.md, results.json; '
+          f'labelled pictures: {res["work_dir"]}/overlays/<style>/*.png; full log: {res["log_file"]}')
 
 
 if __name__ == '__main__':

@@ -9,6 +9,8 @@ configs' test split is evaluated this way). ``--show-dir DIR`` draws ground trut
 class names through the config's visualizer into ``DIR/<domain>/``; ``--show`` opens them in a window.
 ``--tta`` runs the official multi-scale (0.5-1.75) + flip test-time augmentation (mmseg's
 ``SegTTAModel``; the config's own ``tta_model`` / ``tta_pipeline`` when it has them).
+``--cross-domain [tools/cross_domain_eval.py options]`` runs ``tools/cross_domain_eval.py`` instead, so
+that ``tools/dist_test.sh CONFIG CHECKPOINT 8 --cross-domain --targets ...`` evaluates per domain on 8 GPUs.
 """
 import argparse
 import os
@@ -18,7 +20,7 @@ import sys
 from mmengine.config import DictAction
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmdg.utils.console import add_vis_backend, add_vis_backend_argument, quiet_console  # noqa: E402
+from mmdg.utils.console import add_console_arguments, apply_console_args  # noqa: E402
 from mmdg.utils.tool_config import input_errors_as_messages, load_tool_config  # noqa: E402
 
 
@@ -40,14 +42,19 @@ def parse_args(argv=None):
     parser.add_argument('--wait-time', type=float, default=2, help='seconds each shown picture stays (0: a key)')
     parser.add_argument('--tta', action='store_true', help='multi-scale + flip test-time augmentation')
     parser.add_argument('--amp', action='store_true', help='autocast the test loop (mmengine TestLoop fp16)')
-    add_vis_backend_argument(parser)
-    parser.add_argument('--verbose', action='store_true', help='the full log on the console too')
+    add_console_arguments(parser)
+    parser.add_argument('--cross-domain', action='store_true',
+                        help='run tools/cross_domain_eval.py with the other options (for tools/dist_test.sh)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     return parser.parse_args(argv)
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if '--cross-domain' in argv:  # tools/dist_test.sh ... --cross-domain: that tool under the same launcher
+        from tools.cross_domain_eval import main as cross_domain_eval
+        return cross_domain_eval([a for a in argv if a != '--cross-domain'])
     args = parse_args(argv)
     if not osp.isfile(args.checkpoint):
         raise SystemExit(f'checkpoint {args.checkpoint} does not exist')
@@ -68,10 +75,7 @@ def run_test(cfg, args):
         apply_tta(cfg)
     if args.amp:
         use_amp(cfg)
-    for name in args.vis_backend:
-        add_vis_backend(cfg, name)
-    if not args.verbose:
-        quiet_console(cfg)
+    apply_console_args(cfg, args)
     runner = build_loaded_runner(cfg, args.checkpoint)
     if args.show_dir or args.show:
         add_visualization(runner, args.show_dir, show=args.show, wait_time=args.wait_time)

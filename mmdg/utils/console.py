@@ -94,3 +94,19 @@ def build_runner(cfg: Config, quiet: bool = None) -> Runner:
             quiet_logger(runner.logger)
         return runner
     return (QuietRunner if quiet else Runner).from_cfg(cfg)
+
+
+def add_console_arguments(parser) -> None:
+    """``--vis-backend`` (repeatable) and ``--verbose`` (the full log on the console too) on a tool's parser."""
+    add_vis_backend_argument(parser)
+    parser.add_argument('--verbose', action='store_true', help='the full log (environment, config) on the console too')
+
+
+def apply_console_args(cfg: Config, args) -> Config:
+    """What :func:`add_console_arguments` asked for: the tracking backends, and a quiet console unless
+    ``--verbose``. A tool then builds its runner with :func:`build_runner`."""
+    for name in getattr(args, 'vis_backend', None) or ():
+        add_vis_backend(cfg, name)
+    if not getattr(args, 'verbose', False):
+        quiet_console(cfg)
+    return cfg
