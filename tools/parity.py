@@ -433,7 +433,10 @@ def render(configs: Dict[str, Config]) -> str:
             'that the public repository does not contain; its comment says norms, layer scales and the',
             'patch / position embeddings stay frozen, which is what the "official" column shows and what',
             'mmdg does. LoRA, PiSSA, ALoRE, HTA, CLoRA and the EVA02-L configs have no official config: they',
-            'run the SoRA recipe, and only their method rows differ.', '']
+            'run the SoRA recipe, and only their method rows differ.',
+            'The Rein configs follow the official Rein recipe instead (the public Rein repository, w1oves/Rein);',
+            'its EVA02-L model file has no training config of its own, so the EVA02-L row is the DINOv2-L',
+            'recipe with that model.', '']
     by_recipe: Dict[str, List[str]] = {}
     for name in configs:
         by_recipe.setdefault(recipe_of(name), []).append(name)
