@@ -7,7 +7,6 @@ import torch
 import torch.nn.functional as F
 from mmengine.model import BaseModule
 
-import mmdg.adapters.rein  # noqa: F401  (registers the 'Rein' block adapter)
 from mmdg.adapters import inject_adapters
 from mmdg.models.backbones.vit_weights import build_timm_vit, check_patch_resample, load_vit_weights
 from mmdg.registry import MODELS
