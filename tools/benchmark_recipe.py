@@ -330,27 +330,33 @@ def measure_mfu(method, precision, device, reduced, steps, warmup, peak_tflops=N
     flops = counter.get_total_flops()
     secs = _timed(fwd_bwd, device, steps, warmup)
     out = dict(precision=precision, flops=flops, fwd_bwd_s=secs, achieved_tflops=flops / secs / 1e12,
-               batch=batch, crop=[h, w])
+               achieved_gflops=flops / secs / 1e9, batch=batch, crop=[h, w])
     if peak_tflops:
         out.update(peak_tflops=peak_tflops, mfu=flops / secs / 1e12 / peak_tflops)
     return out
 
 
 def measure_svd(device, reduced):
+    """Cold: the process's first SVDs (the linear-algebra libraries load then, as at a training start);
+    warm: the same injection again into an identical fresh ViT."""
     from mmdg.adapters import inject_adapters
     from mmdg.registry import MODELS
     _init(device)
     cfg = seg_config('sora', reduced)
     bb_cfg = copy.deepcopy(cfg.model.backbone)
-    adapter = bb_cfg.pop('adapter')
+    adapter = bb_cfg.pop('adapter').to_dict()
     vit = MODELS.build(bb_cfg).vit.to(device)
-    _vit_bench._sync(device)
-    t = time.perf_counter()
-    inject_adapters(vit, adapter.to_dict() if hasattr(adapter, 'to_dict') else dict(adapter))
-    _vit_bench._sync(device)
-    secs = time.perf_counter() - t
+    spare = copy.deepcopy(vit)
+    secs = []
+    for v in (vit, spare):
+        _vit_bench._sync(device)
+        t = time.perf_counter()
+        inject_adapters(v, copy.deepcopy(adapter))
+        _vit_bench._sync(device)
+        secs.append(time.perf_counter() - t)
     lo, hi = adapter['blocks']
-    return dict(svd_init_s=secs, blocks=[lo, hi - 1], depth=len(vit.blocks), embed_dim=vit.embed_dim)
+    return dict(svd_init_s=secs[1], svd_init_cold_s=secs[0], blocks=[lo, hi - 1], depth=len(vit.blocks),
+                embed_dim=vit.embed_dim)
 
 
 def _write_gta5_one(job):
@@ -467,6 +473,10 @@ MEASURES = dict(train=measure_train, mfu=measure_mfu, svd=measure_svd, loader=me
 # Running measurements in processes of their own
 def _run_job(job: dict) -> dict:
     job = dict(job)
+    threads = job.pop('threads', None)
+    if threads:
+        import torch
+        torch.set_num_threads(threads)
     return MEASURES[job.pop('kind')](**job)
 
 
@@ -550,6 +560,8 @@ def main(argv=None):
     p.add_argument('--loss-curve', type=int, default=0, metavar='N',
                    help='train SoRA N iterations in fp32 and bf16 from the same seed on the generated data')
     p.add_argument('--data-dir', help='where to generate the data (default: a temporary folder, removed)')
+    p.add_argument('--threads', type=int, help='torch CPU threads per measurement (default: torch\'s own; 1 '
+                   'keeps a reduced run on a busy CPU from stalling on thread synchronisation)')
     p.add_argument('--json', help='write the results here')
     p.add_argument('--md', help='write the markdown tables here')
     p.add_argument('--child', help=argparse.SUPPRESS)
@@ -565,10 +577,11 @@ def main(argv=None):
 
     def run(job):
         t = time.perf_counter()
-        out = runner(job)
+        out = runner(dict(job, threads=args.threads))
         log(f'  {time.perf_counter() - t:.1f} s' + (f', error: {out["error"]}' if 'error' in out else ''))
         return out
     env = environment(args.device)
+    env['torch_threads'] = args.threads or 'default'
     peak = args.peak_tflops or (None if cpu else default_peak_tflops(env['device']))
     common = dict(device=args.device, reduced=args.reduced)
     timing = dict(common, steps=args.steps, warmup=args.warmup)
@@ -694,27 +707,30 @@ def report(res: dict) -> str:
                              f'| {_f(c.get("step_s"))} | {_f(c.get("peak_mb"), "{:.0f}")} |')
         lines.append('')
         sora = train.get('sora', {}).get('bf16', {})
-        if 'step_s' in sora:
+        if 'step_s' in sora and not a['reduced']:
             hours = 40000 * sora['step_s'] / 3600
             lines.append(f'SoRA bf16: {sora["step_s"]:.3f} s/iter -> 40k iterations in {hours:.1f} h '
                          '(target <= 3 h, i.e. <= 0.27 s/iter, on one H100).')
             lines.append('')
     mfu = res.get('mfu', {})
     if mfu:
-        lines += ['| method | backbone fwd+bwd GFLOP | precision | fwd+bwd s | achieved TFLOP/s | MFU |',
+        unit = 'GFLOP/s' if env['device'].startswith('CPU') else 'TFLOP/s'
+        lines += [f'| method | backbone fwd+bwd GFLOP | precision | fwd+bwd s | achieved {unit} | MFU |',
                   '|---|---:|---|---:|---:|---:|']
         for m, r in mfu.items():
             if 'error' in r:
                 lines.append(f'| {m} | error: {r["error"][:80]} | | | | |')
                 continue
             lines.append(f'| {m} | {r["flops"] / 1e9:,.4g} | {r["precision"]} | {r["fwd_bwd_s"]:.4f} '
-                         f'| {r["achieved_tflops"]:.3f} | {_f(r.get("mfu"), "{:.1%}")} |')
+                         f'| {r["achieved_gflops"] if unit == "GFLOP/s" else r["achieved_tflops"]:,.3g} '
+                         f'| {_f(r.get("mfu"), "{:.1%}")} |')
         lines += ['', f'MFU against a bf16 dense peak of {_f(res.get("peak_tflops"), "{:.0f}")} TFLOP/s '
                   '(target >= 40 %; "-": no GPU peak, achieved FLOP/s only).', '']
     svd = res.get('svd')
     if svd:
         lines.append(f'SoRA SVD initialisation (blocks {svd.get("blocks")}, width {svd.get("embed_dim")}): '
-                     f'{_f(svd.get("svd_init_s"), "{:.2f}")} s (target <= 5 s for DINOv2-L on the GPU).'
+                     f'{_f(svd.get("svd_init_s"), "{:.2f}")} s, {_f(svd.get("svd_init_cold_s"), "{:.2f}")} s as the '
+                     "process's first linear algebra (target <= 5 s for DINOv2-L on the GPU)."
                      if 'error' not in svd else f'SoRA SVD initialisation: error {svd["error"]}')
         lines.append('')
     loader = res.get('loader', {})

@@ -1,0 +1,72 @@
+"""tools/benchmark_recipe.py end to end at reduced size on the CPU: every section runs from the real configs
+and reports positive figures. Structure and signs only: timings on a shared CPU say nothing."""
+import json
+import math
+import os
+import os.path as osp
+import subprocess
+import sys
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def _numbers(node, path=''):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _numbers(v, f'{path}.{k}')
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _numbers(v, f'{path}[{i}]')
+    elif isinstance(node, (int, float)) and not isinstance(node, bool):
+        yield path, node
+
+
+def test_reduced_cpu_run_reports_every_section(tmp_path):
+    out_json, out_md = str(tmp_path / 'recipe.json'), str(tmp_path / 'recipe.md')
+    # one precision / checkpointing combination keeps the run short; the loss curves train fp32 as well
+    cmd = [sys.executable, osp.join(REPO, 'tools', 'benchmark_recipe.py'), '--device', 'cpu', '--reduced',
+           '--methods', 'sora', 'frozen', '--steps', '1', '--warmup', '0', '--precisions', 'bf16',
+           '--grad-ckpt', 'on', '--loader-workers', '0', '2', '--loss-curve', '2', '--threads', '1',
+           '--json', out_json, '--md', out_md]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600,
+                         env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert res.returncode == 0, res.stderr[-3000:]
+    r = json.load(open(out_json))
+
+    assert r['env']['device'].startswith('CPU, ') and r['env']['torch']
+    for section in ('train', 'mfu', 'svd', 'data', 'loader', 'slide', 'det', 'loss_curve'):
+        assert section in r, section
+    assert 'error' not in json.dumps(r), json.dumps(r)[:2000]
+
+    timed = ('step_s', 'img_s', 'peak_mb', 'flops', 'fwd_bwd_s', 'achieved_gflops', 'svd_init_s', 's_per_img')
+    seen = set()
+    for path, value in _numbers({k: r[k] for k in ('train', 'mfu', 'svd', 'loader', 'slide', 'det')}):
+        key = path.rsplit('.', 1)[-1]
+        if key in timed:
+            seen.add(key)
+            assert value > 0 and math.isfinite(value), (path, value)
+    assert seen == set(timed)
+
+    for m in ('sora', 'frozen'):
+        assert set(r['train'][m]) == {'bf16+ckpt'}
+        assert set(r['slide'][m]) == {'bf16'}
+        assert 'mfu' not in r['mfu'][m]  # no GPU peak on a CPU: achieved FLOP/s only
+    sora, frozen = r['train']['sora']['bf16+ckpt'], r['train']['frozen']['bf16+ckpt']
+    assert frozen['backbone_trainable'] == 0 < frozen['trainable']  # the head alone trains
+    assert 0 < sora['backbone_trainable'] < sora['backbone_params']  # adapters, not the whole ViT
+    assert sora['trainable'] > frozen['trainable']
+    assert r['mfu']['sora']['flops'] > r['mfu']['frozen']['flops']  # a frozen backbone has no backward pass
+    assert r['det']['bf16']['detector'] == 'DINO' and r['det']['bf16']['batch'] == 2
+    assert set(r['loader']) == {'0', '2'}
+    assert r['data']['images'] > 0
+
+    curves = r['loss_curve']
+    for name in ('fp32', 'bf16', 'fp32_seed1'):
+        assert len(curves[name]['losses']) == 2 and curves[name]['finite'], name
+    # same seed: the first step sees the same weights and batch, so bf16 starts where fp32 does
+    first32, first16 = curves['fp32']['losses'][0], curves['bf16']['losses'][0]
+    assert abs(first16 - first32) < 0.1 * abs(first32)
+    assert curves['summary']['bf16_vs_fp32'] >= 0
+
+    md = open(out_md).read()
+    assert 'REDUCED' in md and '| sora |' in md and 'DINO' in md
