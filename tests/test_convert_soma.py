@@ -391,3 +391,160 @@ def test_adapters_in_other_blocks_or_none_are_refused(large):
         soma_to_mmdg(dinov2, early, model)
     with pytest.raises(CheckpointError, match='holds no adapter factor'):
         soma_to_mmdg(dinov2, {'decode_head.x': torch.zeros(1)}, model)
+
+
+# --- detection: the released DGOD checkpoint (DINOv2 SoRA + Co-DINO) ---------------------------------
+DET_CONFIG = 'configs/dg_det/sora/sora_dinov2-l_codino_40k_dwd-1024.py'
+#: the Co-DINO recipe on DINOv2-S at 256 px, one encoder and two decoder layers, 10 queries, narrow heads
+DET_OPTIONS = SMALL_OPTIONS[:4] + [
+    'model.backbone.img_size=256', 'model.neck.in_channels=[384,384,384,384]', 'model.num_queries=10',
+    'model.encoder.num_layers=1', 'model.encoder.layer_cfg.ffn_cfg.feedforward_channels=64',
+    'model.decoder.num_layers=2', 'model.decoder.layer_cfg.ffn_cfg.feedforward_channels=64',
+    'model.dn_cfg.group_cfg.num_dn_queries=10', 'model.test_cfg.max_per_img=10']
+DET = dict(queries=10, enc=1, dec=2, ffn=64, classes=7, levels=5, roi_fc=1024, atss=256)
+
+
+def official_codino_layout(rnd, width=SMALL['dim'], d=256, heads=8, points=4):
+    """The non-backbone tensors of a trained official ``PEFTBackboneCoDETR`` (Co-DINO), named and shaped as
+    the official modules hold them: ChannelMapper neck, ``CoDINOHead`` with its mmcv-1.x style transformer
+    (``attentions`` / ``ffns`` / ``norms`` per layer), RPN, one ``CoStandardRoIHead``, one ``CoATSSHead``."""
+    sd = {}
+
+    def lin(name, d_out, d_in, bias=True):
+        sd[name + '.weight'] = rnd(d_out, d_in, std=d_in ** -0.5)
+        if bias:
+            sd[name + '.bias'] = rnd(d_out)
+
+    def conv(name, d_out, d_in, k, bias=True):
+        sd[name + '.weight'] = rnd(d_out, d_in, k, k, std=(d_in * k * k) ** -0.5)
+        if bias:
+            sd[name + '.bias'] = rnd(d_out)
+
+    def norm(name, n):
+        sd[name + '.weight'], sd[name + '.bias'] = rnd(n, mean=1.0, std=0.1), rnd(n)
+
+    def deform(name, levels=DET['levels']):
+        lin(name + '.sampling_offsets', heads * levels * points * 2, d)
+        lin(name + '.attention_weights', heads * levels * points, d)
+        lin(name + '.value_proj', d, d)
+        lin(name + '.output_proj', d, d)
+
+    def ffn(name):
+        lin(name + '.layers.0.0', DET['ffn'], d)
+        lin(name + '.layers.1', d, DET['ffn'])
+
+    for i in range(4):
+        conv(f'neck.convs.{i}.conv', d, width, 1, bias=False)
+        norm(f'neck.convs.{i}.gn', d)
+    conv('neck.extra_convs.0.conv', d, width, 3, bias=False)
+    norm('neck.extra_convs.0.gn', d)
+    t = 'query_head.transformer.'
+    sd[t + 'level_embeds'] = rnd(DET['levels'], d)
+    for i in range(DET['enc']):
+        deform(f'{t}encoder.layers.{i}.attentions.0')
+        ffn(f'{t}encoder.layers.{i}.ffns.0')
+        for j in range(2):
+            norm(f'{t}encoder.layers.{i}.norms.{j}', d)
+    for i in range(DET['dec']):
+        p = f'{t}decoder.layers.{i}.'
+        sd[p + 'attentions.0.attn.in_proj_weight'] = rnd(3 * d, d, std=d ** -0.5)
+        sd[p + 'attentions.0.attn.in_proj_bias'] = rnd(3 * d)
+        lin(p + 'attentions.0.attn.out_proj', d, d)
+        deform(p + 'attentions.1')
+        ffn(p + 'ffns.0')
+        for j in range(3):
+            norm(p + f'norms.{j}', d)
+    lin(t + 'decoder.ref_point_head.layers.0', d, 2 * d)
+    lin(t + 'decoder.ref_point_head.layers.1', d, d)
+    norm(t + 'decoder.norm', d)
+    lin(t + 'enc_output', d, d)
+    norm(t + 'enc_output_norm', d)
+    sd[t + 'query_embed.weight'] = rnd(DET['queries'], d, std=1.0)
+    for g in range(2):
+        lin(f'{t}aux_pos_trans.{g}', d, 2 * d)
+        norm(f'{t}aux_pos_trans_norm.{g}', d)
+    sd['query_head.dn_generator.label_embedding.weight'] = rnd(DET['classes'], d, std=1.0)
+    for i in range(DET['dec'] + 1):
+        lin(f'query_head.cls_branches.{i}', DET['classes'], d)
+        lin(f'query_head.reg_branches.{i}.0', d, d)
+        lin(f'query_head.reg_branches.{i}.2', d, d)
+        lin(f'query_head.reg_branches.{i}.4', 4, d)
+    conv('query_head.downsample.0', d, d, 3)
+    norm('query_head.downsample.1', d)
+    conv('rpn_head.rpn_conv', d, d, 3)
+    conv('rpn_head.rpn_cls', 9, d, 1)
+    conv('rpn_head.rpn_reg', 36, d, 1)
+    lin('roi_head.0.bbox_head.shared_fcs.0', DET['roi_fc'], d * 49)
+    lin('roi_head.0.bbox_head.shared_fcs.1', DET['roi_fc'], DET['roi_fc'])
+    lin('roi_head.0.bbox_head.fc_cls', DET['classes'] + 1, DET['roi_fc'])
+    lin('roi_head.0.bbox_head.fc_reg', 4 * DET['classes'], DET['roi_fc'])
+    for branch in ('cls', 'reg'):
+        conv(f'bbox_head.0.{branch}_convs.0.conv', DET['atss'], d, 3, bias=False)
+        norm(f'bbox_head.0.{branch}_convs.0.gn', DET['atss'])
+    conv('bbox_head.0.atss_cls', DET['classes'], DET['atss'], 3)
+    conv('bbox_head.0.atss_reg', 4, DET['atss'], 3)
+    conv('bbox_head.0.atss_centerness', 1, DET['atss'], 3)
+    for i in range(6):
+        sd[f'bbox_head.0.scales.{i}.scale'] = rnd(1, mean=1.0, std=0.1)[0]
+    return sd
+
+
+def reference_neck(sd, feats):
+    """ChannelMapper as the official config builds it: 1x1 conv + GN per level, a 3x3 stride-2 conv + GN on
+    the last input for the fifth level."""
+    def conv_gn(name, x, stride=1, pad=0):
+        x = F.conv2d(x, sd[name + '.conv.weight'], None, stride=stride, padding=pad)
+        return F.group_norm(x, 32, sd[name + '.gn.weight'], sd[name + '.gn.bias'])
+    outs = [conv_gn(f'neck.convs.{i}', f) for i, f in enumerate(feats)]
+    return outs + [conv_gn('neck.extra_convs.0', feats[-1], stride=2, pad=1)]
+
+
+def test_released_detection_checkpoint_converts(tmp_path):
+    """The complete official layout (backbone with SoRA factors, neck, Co-DINO query head, RPN, RoI and ATSS
+    heads) converts onto mmdg's CoDINO with every tensor placed; backbone + neck features equal the
+    reference computed on the official tensors, and the query head's tensors land where the decoder reads
+    them."""
+    rnd = Random(5)
+    dinov2 = meta_dinov2(SMALL['dim'], SMALL['depth'], rnd)
+    converted = official_conversion(dinov2, grid=16)
+    heads = official_codino_layout(rnd)
+    released = trained_official_model(converted, {}, SMALL['dim'], SMALL['depth'], SMALL['start'], rnd)
+    released.update(heads)
+    torch.save(dinov2, tmp_path / 'dinov2.pth')
+    torch.save({'state_dict': released}, tmp_path / 'dgod.pth')
+    out = tmp_path / 'mmdg_det.pth'
+    res = run_cli(tmp_path / 'dinov2.pth', tmp_path / 'dgod.pth', out, '--config', DET_CONFIG,
+                  '--cfg-options', *DET_OPTIONS)
+    assert res.returncode == 0, res.stderr
+    assert 'wrote' in res.stdout
+
+    from mmengine.config import DictAction
+    cfg = Config.fromfile(osp.join(REPO, DET_CONFIG))
+    cfg.merge_from_dict({k: DictAction._parse_iterable(v) for k, v in (o.split('=', 1) for o in DET_OPTIONS)})
+    cfg.model.backbone.pretrained = None
+    init_default_scope('mmdg')
+    from mmdg.registry import MODELS
+    model = MODELS.build(cfg.model)
+    model.load_state_dict(torch.load(out)['state_dict'], strict=True)
+    model.eval()
+    own = model.state_dict()
+    # every official head tensor is in the converted model, unchanged, under its mmdg name
+    from mmdg.models.backbones.soma_weights import official_codino_key
+    for k, v in heads.items():
+        assert torch.equal(own[official_codino_key(k)], v), k
+    merged = merge_like_official(converted, released)
+    x = torch.randn(1, 3, 256, 256)
+    with torch.no_grad():
+        ours = model.extract_feat(x)
+        want = reference_neck(merged, reference_features(merged, x, SMALL['dim'], SMALL['depth'], SMALL['heads'],
+                                                         SMALL['out']))
+    assert len(ours) == 5
+    for a, b, stride in zip(ours, want, (4, 8, 16, 32, 64)):
+        assert a.shape == b.shape == (1, 256, 256 // stride, 256 // stride)
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_detection_checkpoint_with_a_foreign_tensor_is_refused():
+    from mmdg.models.backbones.soma_weights import codino_soma_to_mmdg
+    with pytest.raises(CheckpointError, match='no place'):
+        codino_soma_to_mmdg({}, {'query_head.transformer.pos_trans.weight': torch.zeros(1)}, torch.nn.Module())

@@ -7,7 +7,10 @@ DINOV2_PTH is Meta's ``dinov2_vitl14_pretrain.pth``; its patch kernel and positi
 plain bicubic interpolation, as the official conversion does (the released models were trained on those
 tokens). The official converted file or a ``tools/convert/vit.py --patch-resample bicubic`` output for
 the same crop size are accepted as well. SOMA_PTH holds the LoRA factors, the
-biases and the Mask2Former head. The output is a full state dict of the mmdg SoRA segmentor built from
+biases and the Mask2Former head; a released detection checkpoint (DINOv2-L SoRA + Co-DINO, recognised by
+its ``query_head.*`` tensors) holds the backbone and the whole detector, and converts for
+``configs/dg_det/sora/sora_dinov2-l_codino_40k_dwd-1024.py`` by default (the official Co-DINO names are
+mapped onto mmdg's CoDINO, which follows mmdet's DINO layout). The output is a full state dict of the mmdg SoRA segmentor built from
 ``--config`` (default: the GTA5 -> C/B/M 512 config, or the Cityscapes -> ACDC 1024 config with
 ``--crop 1024``), for ``tools/test.py`` and ``tools/cross_domain_eval.py`` with that config.
 
@@ -29,6 +32,17 @@ DEFAULT_CONFIGS = {
     512: 'configs/dg_seg/sora/sora_dinov2-l_mask2former_*gta5-to-cbm-512*.py',
     1024: 'configs/dg_seg/sora/sora_dinov2-l_mask2former_*cityscapes-to-acdc-1024*.py',
 }
+
+
+#: Default config of the released detection checkpoint (DINOv2-L SoRA + Co-DINO, Diverse Weather).
+DEFAULT_DET_CONFIG = 'configs/dg_det/sora/sora_dinov2-l_codino_*dwd-1024*.py'
+
+
+def default_det_config() -> str:
+    found = sorted(glob.glob(osp.join(REPO, DEFAULT_DET_CONFIG)))
+    if not found:
+        raise SystemExit(f'no default detection config ({DEFAULT_DET_CONFIG}); pass --config')
+    return found[0]
 
 
 def default_config(crop: int) -> str:
@@ -93,10 +107,13 @@ def convert(args):
     import torch
     from mmengine.config import Config
 
-    from mmdg.models.backbones.soma_weights import select_soma_state, soma_to_mmdg
+    from mmdg.models.backbones.soma_weights import (codino_soma_to_mmdg, is_codino_checkpoint, select_soma_state,
+                                                    soma_to_mmdg)
     from mmdg.utils.checkpoint import atomic_save, safe_torch_load, unwrap_state_dict
 
-    config = args.config or default_config(args.crop or 512)
+    soma, which = select_soma_state(safe_torch_load(args.soma), args.ema, source=args.soma)
+    det = is_codino_checkpoint(soma)  # the DGOD release: DINOv2-L SoRA + Co-DINO
+    config = args.config or (default_det_config() if det else default_config(args.crop or 512))
     if not osp.isfile(config):
         raise SystemExit(f'config file {config} does not exist')
     cfg = Config.fromfile(config)
@@ -111,7 +128,10 @@ def convert(args):
         raise SystemExit(f'{config} has no SoRA adapter (model.backbone.adapter={adapter or None}); '
                          'the released SoMA models need a SoRA config')
 
-    soma, which = select_soma_state(safe_torch_load(args.soma), args.ema, source=args.soma)
+    if det != (cfg.model.type == 'CoDINO'):
+        raise SystemExit(f'{args.soma} is a {"detection (Co-DINO)" if det else "segmentation"} checkpoint, but '
+                         f'{config} builds a {cfg.model.type}: pass a '
+                         f'{"configs/dg_det/*codino*" if det else "configs/dg_seg/sora/*"} config with --config')
     dinov2 = safe_torch_load(args.dinov2)
     made = dinov2.get('meta', {}) if isinstance(dinov2, dict) else {}
     if isinstance(made, dict) and 'patch_size' in made and made.get('patch_resample', 'pinv') != 'bicubic':
@@ -121,7 +141,8 @@ def convert(args):
                          'checkpoint (or a tools/convert/vit.py output made with --patch-resample bicubic)')
     dinov2 = unwrap_state_dict(dinov2, args.dinov2)
     model = build_on_meta(cfg)
-    state = soma_to_mmdg(dinov2, soma, model, soma_source=args.soma, dinov2_source=args.dinov2)
+    state = (codino_soma_to_mmdg if det else soma_to_mmdg)(dinov2, soma, model, soma_source=args.soma,
+                                                            dinov2_source=args.dinov2)
     own = model.state_dict()
     model.load_state_dict({k: v.to(own[k].dtype).contiguous() for k, v in state.items()}, strict=True, assign=True)
     name = osp.relpath(osp.abspath(config), REPO)
@@ -131,7 +152,7 @@ def convert(args):
     os.makedirs(osp.dirname(osp.abspath(args.out)) or '.', exist_ok=True)
     atomic_save(dict(state_dict=model.state_dict(), meta=meta), args.out)
     adapted = sum(k.endswith('.lora_A') for k in state)
-    head = sum(k.startswith('decode_head.') for k in state)
+    head = sum(not k.startswith('backbone.') for k in state) if det else sum(k.startswith('decode_head.') for k in state)
     n = sum(v.numel() for v in state.values() if torch.is_tensor(v))
     print(f'wrote {args.out}: {n / 1e6:.1f}M values for {name} ({crop}x{crop} crops); {which}; '
           f'{adapted} SoRA layers, {head} head tensors')
