@@ -1,1 +1,1 @@
-__version__ = '0.1.0'
+from .version import __version__, version_info  # noqa: F401
