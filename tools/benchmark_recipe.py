@@ -258,6 +258,10 @@ def _timed(fn, device, steps, warmup):
     return statistics.median(times)
 
 
+def _scalar(v) -> float:
+    return float(v.detach()) if hasattr(v, 'detach') else float(v)
+
+
 def _counts(model):
     bb = model.backbone
     return dict(trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
@@ -280,7 +284,7 @@ def measure_train(method, precision, grad_ckpt, device, reduced, steps, warmup):
     data = _seg_batch(batch, h, w)
     losses = []
     with _Peak(device) as peak:
-        step_s = _timed(lambda: losses.append(float(model.train_step(data, ow)['loss'])), device, steps, warmup)
+        step_s = _timed(lambda: losses.append(_scalar(model.train_step(data, ow)['loss'])), device, steps, warmup)
     if not all(math.isfinite(v) for v in losses):
         raise FloatingPointError(f'non-finite loss {losses}')
     return dict(step_s=step_s, img_s=batch / step_s, peak_mb=peak.mb, batch=batch, crop=[h, w],
@@ -387,7 +391,8 @@ def generate_gta5(root, n, size, workers):
 def _loader(cfg, workers, device, seed=0):
     from mmengine.runner import Runner
     dl = copy.deepcopy(cfg.train_dataloader)
-    dl.update(num_workers=workers, persistent_workers=workers > 0, pin_memory=device.startswith('cuda'))
+    # one endless epoch (InfiniteSampler): persistent workers would change nothing but outlive the measurement
+    dl.update(num_workers=workers, persistent_workers=False, pin_memory=device.startswith('cuda'))
     return Runner.build_dataloader(dl.to_dict() if hasattr(dl, 'to_dict') else dict(dl), seed=seed)
 
 
@@ -441,7 +446,7 @@ def measure_det(precision, device, reduced, steps, warmup):
     data = _det_batch(batch, h, w)
     losses = []
     with _Peak(device) as peak:
-        step_s = _timed(lambda: losses.append(float(model.train_step(data, ow)['loss'])), device, steps, warmup)
+        step_s = _timed(lambda: losses.append(_scalar(model.train_step(data, ow)['loss'])), device, steps, warmup)
     if not all(math.isfinite(v) for v in losses):
         raise FloatingPointError(f'non-finite loss {losses}')
     return dict(config=DET_CONFIG, detector=cfg.model.type, step_s=step_s, img_s=batch / step_s, peak_mb=peak.mb,
@@ -460,7 +465,7 @@ def measure_loss_curve(precision, seed, iters, device, reduced, data_root, worke
     it = iter(_loader(cfg, workers, device, seed=seed))
     losses = []
     for _ in range(iters):  # the config's lr without its schedule: poly decay is < 0.5 % over 200 of 40k
-        losses.append(float(model.train_step(next(it), ow)['loss']))
+        losses.append(_scalar(model.train_step(next(it), ow)['loss']))
     del it
     return dict(precision=precision, seed=seed, losses=losses, finite=bool(torch.isfinite(torch.tensor(losses)).all()))
 
@@ -703,7 +708,8 @@ def report(res: dict) -> str:
                     lines.append(f'| {m} | | {prec} | error: {(r.get("error") or c.get("error"))[:80]} | | | | |')
                     continue
                 lines.append(f'| {m} | {ref.get("trainable", 0):,} ({ref.get("backbone_trainable", 0):,}) | {prec} '
-                             f'| {_f(r.get("step_s"))} | {_f(r.get("img_s"), "{:.1f}")} | {_f(r.get("peak_mb"), "{:.0f}")} '
+                             f'| {_f(r.get("step_s"))} | {_f(r.get("img_s"), "{:.1f}")} '
+                             f'| {_f(r.get("peak_mb"), "{:.0f}")} '
                              f'| {_f(c.get("step_s"))} | {_f(c.get("peak_mb"), "{:.0f}")} |')
         lines.append('')
         sora = train.get('sora', {}).get('bf16', {})
