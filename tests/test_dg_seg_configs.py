@@ -68,10 +68,12 @@ def shrink(cfg: Config, roots: dict, work_dir: str) -> Config:
     bb.update(img_size=64, out_indices=(0, 1, 2, 3), pretrained=None,
               frozen_blocks=min(bb.get('frozen_blocks', 0), 1),
               model_kwargs=dict(embed_dim=64, depth=4, num_heads=2))
-    if bb.get('adapter'):
-        bb.adapter.blocks = (1, 4)
+    if bb.get('adapter'):  # the block range scaled like the frozen prefix (all blocks stay all blocks)
+        bb.adapter.blocks = (1, 4) if bb.adapter.get('blocks') else None
     head = cfg.model.decode_head
     head.update(in_channels=[64] * 4, feat_channels=32, out_channels=32, num_queries=8)
+    if bb.get('adapter', {}).get('type') == 'Rein':  # its tokens are the head's queries
+        bb.adapter.update(token_length=head.num_queries, query_dim=head.feat_channels)
     pd = head.pixel_decoder
     pd.encoder.num_layers = 1
     pd.encoder.layer_cfg.self_attn_cfg.update(embed_dims=32, num_heads=2)
@@ -129,9 +131,10 @@ def test_the_grid_is_complete():
     assert not missing, f'docs/model_zoo.md does not list {missing}'
 
 
-#: Trainable backbone parameters at full size, from METHODS.md (SoRA) or counted here (the rest: the
+#: Trainable backbone parameters at full size, from the papers (SoRA, Rein) or counted here (the rest: the
 #: test catches a config whose method or block range drifts).
 SORA_DINOV2_L = 4_866_048
+REIN_DINOV2_L = 2_990_081
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=_name)
@@ -153,7 +156,8 @@ def test_full_size_backbone(path):
                      if p.requires_grad and (n.startswith(('patch_embed', 'pos_embed'))
                                              or (method != 'full' and n.startswith('cls_token'))
                                              or (method == 'full' and any(k in n for k in ('norm1', 'norm2', 'ls1', 'ls2')))
-                                             or (method != 'full' and n.startswith('blocks.') and int(n.split('.')[1]) < 8))]
+                                             or (method not in ('full', 'rein') and n.startswith('blocks.')
+                                                 and int(n.split('.')[1]) < 8))]
     assert not frozen_prefix, f'these must be frozen, trainable: {frozen_prefix[:3]}'
     if method == 'full':
         assert backbone.vit.blocks[0].attn.proj.weight.requires_grad
@@ -165,12 +169,16 @@ def test_full_size_backbone(path):
         assert 0 < trainable < 10e6
     if method == 'sora' and bb.arch == 'dinov2-l':
         assert trainable == SORA_DINOV2_L
+    if method == 'rein':  # Rein refines every block; the paper's 2.99 M on DINOv2-L
+        assert backbone.vit.blocks[0].__class__.__name__ != 'Block'
+        if bb.arch == 'dinov2-l':
+            assert trainable == REIN_DINOV2_L
     if cfg.model.decode_head.type == 'Mask2FormerHead':
         assert cfg.model.decode_head.num_queries == 100
         assert cfg.train_cfg.max_iters == (4000 if '-4k_' in path else 40000)
     # EMA as the official recipes: none for the baselines, GTA5 + SYNTHIA (+ UrbanSyn at 512), data efficiency
     has_ema = any(h.type == 'EMAHook' for h in cfg.custom_hooks)
-    no_ema = (method in ('full', 'frozen') or 'synthia-to-cbm' in path or 'urbansyn-to-cbm-512' in path
+    no_ema = (method in ('full', 'frozen', 'rein') or 'synthia-to-cbm' in path or 'urbansyn-to-cbm-512' in path
               or '-4k_' in path)
     assert has_ema != no_ema
 
