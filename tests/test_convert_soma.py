@@ -400,8 +400,9 @@ DET_OPTIONS = SMALL_OPTIONS[:4] + [
     'model.backbone.img_size=256', 'model.neck.in_channels=[384,384,384,384]', 'model.num_queries=10',
     'model.encoder.num_layers=1', 'model.encoder.layer_cfg.ffn_cfg.feedforward_channels=64',
     'model.decoder.num_layers=2', 'model.decoder.layer_cfg.ffn_cfg.feedforward_channels=64',
-    'model.dn_cfg.group_cfg.num_dn_queries=10', 'model.test_cfg.max_per_img=10']
-DET = dict(queries=10, enc=1, dec=2, ffn=64, classes=7, levels=5, roi_fc=1024, atss=256)
+    'model.dn_cfg.group_cfg.num_dn_queries=10', 'model.test_cfg.max_per_img=10',
+    'model.roi_head.0.bbox_head.fc_out_channels=64', 'model.aux_bbox_head.0.feat_channels=64']
+DET = dict(queries=10, enc=1, dec=2, ffn=64, classes=7, levels=5, roi_fc=64, atss=64)
 
 
 def official_codino_layout(rnd, width=SMALL['dim'], d=256, heads=8, points=4):
