@@ -30,12 +30,11 @@ def _clean_failure(code, out, *expected):
 
 
 def _checked_cfg(tmp_path, root, **kw):
-    """The demo config on the layout under ``root``, with mmdg's checked loaders and dataset class."""
+    """The demo config (whose loaders are mmdg's checked ones) on the layout under ``root``, with mmdg's
+    dataset class."""
     cfg = demo_config('lora', data_root=root, work_dir=str(tmp_path / 'work'), max_iters=2, num_workers=0, **kw)
     cfg.train_dataloader.batch_size = 2
     cfg.train_cfg.val_begin = 3
-    for t in cfg.train_dataloader.dataset.pipeline:
-        t.type = {'LoadImageFromFile': 'LoadImageChecked', 'LoadAnnotations': 'LoadAnnotationsChecked'}.get(t.type, t.type)
     cfg.train_dataloader.dataset.type = 'CityscapesDGDataset'
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None  # the layouts here hold a training split only
     path = tmp_path / 'cfg.py'
