@@ -2,8 +2,9 @@
 real configs in configs/dg_seg through mmengine's registries (default scope mmdg), trained through the
 config's optimizer wrapper (its optimizer and paramwise settings).
 
-    python tools/benchmark_recipe.py --device cuda --json recipe.json --md recipe.md
-    python tools/benchmark_recipe.py --device cuda --loss-curve 200 --skip train mfu svd loader slide det
+    python tools/benchmark_recipe.py --device cuda --deform-attn-fp32 --json recipe.json --md recipe.md
+    python tools/benchmark_recipe.py --device cuda --deform-attn-fp32 --loss-curve 200 \
+        --skip train mfu svd loader slide det
     python tools/benchmark_recipe.py --device cpu --reduced --methods sora frozen     # smoke run, seconds
 
 Sections (``--skip`` leaves some out):
