@@ -479,9 +479,9 @@ MEASURES = dict(train=measure_train, mfu=measure_mfu, svd=measure_svd, loader=me
 # Running measurements in processes of their own
 def _deform_attn_in_fp32() -> None:
     """mmcv 2.1's CUDA multi-scale deformable attention (Mask2Former's pixel decoder, DINO) has fp32 and
-    fp16 kernels only (its source dispatches on floating types and half), so under bf16 autocast it would stop
-    with "not implemented for 'BFloat16'". Run it in
-    fp32 and hand bf16 back, the cast a bf16 recipe needs; the CPU path (plain PyTorch ops) needs none."""
+    fp16 kernels only (its source dispatches on floating types and half), so under bf16 autocast it would
+    stop with "not implemented for 'BFloat16'". Run it in fp32 and hand bf16 back, the cast a bf16 recipe
+    needs; the CPU path (plain PyTorch ops) needs none."""
     import torch
     from mmcv.ops import multi_scale_deform_attn as msda
     fn = msda.MultiScaleDeformableAttnFunction
