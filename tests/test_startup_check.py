@@ -84,6 +84,19 @@ def test_labels_at_half_the_image_size(tmp_path, layout):
     assert not list((tmp_path / 'work').glob('*.pth'))
 
 
+def test_labels_at_half_size_stop_tools_test_before_the_metric(tmp_path, layout):
+    """Before: ``tools/test.py`` crashed inside mmseg's metric with an ``IndexError``."""
+    import torch
+    label = sorted((layout / 'night').rglob('*_gtFine_labelTrainIds.png'))[0]
+    seg = cv2.imread(str(label), cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(str(label), cv2.resize(seg, (seg.shape[1] // 2, seg.shape[0] // 2), interpolation=cv2.INTER_NEAREST))
+    cfg = _config(tmp_path, layout)
+    model, _ = _built(cfg)
+    torch.save(dict(state_dict=model.state_dict()), tmp_path / 'model.pth')
+    code, out = _tool('tools/test.py', cfg, tmp_path / 'model.pth', '--work-dir', tmp_path / 'test')
+    _clean_failure(code, out, 'DataModelError', "test_dataloader domain 'night'", str(label), '128x64 (WxH)')
+
+
 def test_an_empty_target_domain_is_named(tmp_path, layout):
     for f in (layout / 'night' / 'leftImg8bit').rglob('*.png'):
         f.unlink()  # the folder is there, its images are not (an unzip that went elsewhere)
