@@ -89,3 +89,151 @@ def test_block_adapter_config_errors(shift_registered):
     with pytest.raises(TypeError, match='subclass of AdapterLinear or BlockAdapter'):
         register_adapter('Nope')(nn.Linear)
     assert list(ADAPTERS)[:6] == ['LoRA', 'PiSSA', 'SoRA', 'ALoRE', 'HTA', 'CLoRA']
+
+
+# --- inject_adapters: all-or-nothing, composable, never nests, meta device -----------------------------
+
+def _snapshot(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}, {n: p.requires_grad for n, p in
+                                                                    model.named_parameters()}
+
+
+def test_a_failing_config_leaves_the_model_untouched():
+    model = tiny_vit('dinov2')
+    state, flags = _snapshot(model)
+    with pytest.raises(ValueError, match=r"\['qvk'\] matched no nn.Linear"):
+        inject_adapters(model, dict(type='SoRA', r=4, targets=('fc1', 'qvk')))
+    assert not adapter_modules(model)
+    after, after_flags = _snapshot(model)
+    assert after_flags == flags and all(torch.equal(state[k], after[k]) for k in state)
+
+
+def test_second_call_on_other_blocks_keeps_the_first_adapters():
+    model = tiny_vit('dinov2')
+    inject_adapters(model, dict(type='LoRA', r=2, targets=('qkv', 'fc1'), blocks=(0, 2)))
+    inject_adapters(model, dict(type='SoRA', r=2, blocks=(2, 4)))
+    first = model.blocks[0].attn.qkv
+    assert first.lora_A.requires_grad and first.lora_B.requires_grad
+    assert model.blocks[3].mlp.fc1.lora_A.requires_grad and not model.blocks[3].mlp.fc1.base.weight.requires_grad
+    # different layers of the same blocks compose too
+    inject_adapters(model, dict(type='HTA', targets=('proj',), blocks=(0, 2)))
+    assert type(model.blocks[0].attn.proj).__name__ == 'HTALinear' and first.lora_A.requires_grad
+    assert [c['type'] for c in model.mmdg_adapter_cfgs] == ['LoRA', 'SoRA', 'HTA']
+
+
+def test_same_layers_are_refused_and_adapters_never_nest():
+    model = tiny_vit('dinov2')
+    inject_adapters(model, dict(type='SoRA', r=2, targets=('qkv',), blocks=(0, 2)))
+    state, flags = _snapshot(model)
+    with pytest.raises(ValueError, match=r'blocks.0.attn.qkv \(already a SoRA adapter\).*do not stack or nest'):
+        inject_adapters(model, dict(type='LoRA', targets=('qkv',)))
+    with pytest.raises(ValueError, match=r'blocks.0.attn.qkv.base \(inside the SoRA adapter at blocks.0.attn.qkv\)'):
+        inject_adapters(model, dict(type='LoRA', targets=('*qkv*',)))
+    after, after_flags = _snapshot(model)  # nothing changed, SoRA's residuals in particular
+    assert after_flags == flags and all(torch.equal(state[k], after[k]) for k in state)
+    assert not any(isinstance(m.base, AdapterLinear) for _, m in adapter_modules(model))
+
+
+def test_meta_device_svd_warns_and_other_methods_keep_shapes():
+    with torch.device('meta'):
+        vit = tiny_vit('dinov2')
+    with pytest.warns(UserWarning, match='SoRA on a meta-device model: the SVD of meta tensors has no values'):
+        inject_adapters(vit, dict(type='SoRA', r=2, blocks=(0, 1)))
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        inject_adapters(vit, dict(type='LoRA', r=2, blocks=(1, 2)))
+    assert vit.blocks[1].attn.qkv.lora_A.is_meta
+
+
+@pytest.mark.parametrize('method', ['LoRA', 'PiSSA', 'SoRA', 'ALoRE', 'CLoRA'])
+@pytest.mark.parametrize('alpha', [0, -4])
+def test_alpha_must_be_positive(method, alpha):
+    model = tiny_vit('dinov2')
+    with pytest.raises(ValueError, match=r'alpha must be a finite number > 0'):
+        inject_adapters(model, dict(type=method, alpha=alpha))
+    assert not adapter_modules(model)
+
+
+# --- dtype policy ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+def test_half_models_keep_float32_adapter_masters(dtype):
+    for method in ADAPTERS:
+        if ADAPTERS[method].target_kind != 'linear':
+            continue
+        model = tiny_vit('dinov2', depth=2).eval().to(dtype)
+        x = torch.randn(1, 3, 56, 56, dtype=dtype)
+        with torch.no_grad():
+            y0 = model(x).float()
+            inject_adapters(model, dict(type=method))
+            y1 = model(x)
+        assert y1.dtype == dtype
+        own = [p for _, m in adapter_modules(model) for n, p in m.named_parameters() if not n.startswith('base.')]
+        assert own and all(p.dtype == torch.float32 for p in own), method
+        rel = ((y1.float() - y0).norm() / y0.norm()).item()
+        # only SoRA / PiSSA move: their frozen residual W - s B A is rounded to the model's dtype
+        assert rel <= (0.02 if ADAPTERS[method].__name__ in ('SoRALinear', 'PiSSALinear') else 0), (method, rel)
+        merge_adapters(model)
+        assert all(m.weight.dtype == dtype for m in model.modules() if isinstance(m, nn.Linear))
+
+
+def test_clora_sade_is_finite_in_fp16():
+    model = tiny_vit('dinov2', depth=2).half()
+    inject_adapters(model, dict(type='CLoRA'))
+    assert aux_losses(model)['loss_sade'].item() == 0  # Q = 0: no overlap (was NaN: 0 / 0 in float16)
+    fp32 = inject_adapters(tiny_vit('dinov2', depth=2), dict(type='CLoRA'))
+    with torch.autocast('cpu', dtype=torch.float16):
+        assert aux_losses(fp32)['loss_sade'].item() == 0
+        with torch.no_grad():
+            for _, m in adapter_modules(fp32):
+                m.coef_Q.normal_(std=1e-3)
+        loss = aux_losses(fp32)['loss_sade']
+    assert loss.dtype == torch.float32 and torch.isfinite(loss) and loss.item() > 0
+
+
+def test_sade_counts_every_slice_and_its_gradient_stays_bounded_near_zero():
+    from mmdg.adapters import CLoRALinear
+    single = CLoRALinear(nn.Linear(64, 64), r=4, num_bases=3, sade_weight=1.0)
+    shared = {k: getattr(single, a) for k, a in (('bases_D_64x64', 'bases_D'), ('bases_U_64x64', 'bases_U'))}
+    fused = CLoRALinear(nn.Linear(64, 192), r=4, num_bases=3, sade_weight=1.0, num_slices=3, shared=shared)
+    with torch.no_grad():
+        single.coef_Q.normal_()
+        fused.coef_Q.copy_(single.coef_Q.expand(3, -1, -1, -1))
+    # a fused qkv's three matrices weigh as much as three separate q, k, v layers
+    torch.testing.assert_close(fused.aux_loss(), 3 * single.aux_loss())
+    direction = torch.randn_like(single.coef_Q)
+    grads = []
+    for t in (1.0, 1e-2, 1e-4):
+        single.coef_Q.grad = None
+        with torch.no_grad():
+            single.coef_Q.copy_(t * direction)
+        single.aux_loss().backward()
+        grads.append(single.coef_Q.grad.norm().item())
+    # scale-free for large Q, bounded by ~1/sqrt(sade_eps) around the floor and fading out near the zero
+    # init (a 1/|Q| gradient would be 10^4 times larger at t = 1e-4 than at t = 1)
+    assert grads[2] < grads[0] and max(grads) < single.sade_eps ** -0.5, grads
+
+
+def test_hta_first_updates_have_loras_scale():
+    model = tiny_vit('dinov2')
+    inject_adapters(model, dict(type='HTA'))
+    for _, m in adapter_modules(model):
+        assert m.w_down.abs().max() <= 1 / m.in_features ** 0.5  # LoRA's A bound (was a standard normal)
+
+
+def test_alore_one_branch_per_input():
+    model = tiny_vit('eva02-b')
+    inject_adapters(model, dict(type='ALoRE'))
+    attn, mlp = model.blocks[0].attn, model.blocks[0].mlp
+    assert attn.q_proj.expert_D is attn.k_proj.expert_D is attn.v_proj.expert_D
+    assert mlp.fc1_g.expert_U is mlp.fc1_x.expert_U and mlp.fc1_g.expert_U is not attn.q_proj.expert_U
+    d, r, n, depth = 64, 4, 4, 4
+    assert count_parameters(model) == depth * 2 * (2 * d * r) + n ** 3  # as DINOv2's qkv + fc1: 2 per block
+    x = torch.randn(1, 3, 56, 56)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.05)
+        y = model(x)
+        merge_adapters(model)
+        torch.testing.assert_close(model(x), y, rtol=1e-4, atol=1e-4)

@@ -138,7 +138,8 @@ def test_sade_matches_dense_definition():
     _perturb(model, 0.5)
     with torch.no_grad():
         m = [layer.bases_D[h] @ layer.coef_Q[0, h] @ layer.bases_U[h] for h in range(3)]
-        want = sum((m[h].T @ m[g]).pow(2).sum() / (m[h].pow(2).sum() * m[g].pow(2).sum())
+        floor = [layer.sade_eps * layer.bases_D[h].pow(2).sum() * layer.bases_U[h].pow(2).sum() / 9 for h in range(3)]
+        want = sum((m[h].T @ m[g]).pow(2).sum() / ((m[h].pow(2).sum() + floor[h]) * (m[g].pow(2).sum() + floor[g]))
                    for h in range(3) for g in range(h + 1, 3))
         torch.testing.assert_close(layer.aux_loss(), want, rtol=1e-4, atol=1e-7)
 

@@ -3,7 +3,13 @@
 ``dW = H(v_l) diag(d) H(v_r) + W_down W_up`` with ``H(v) = I - 2 v v^T / |v|^2``, a learned (for
 rectangular layers, rectangular) diagonal ``d`` and a rank-1 LoRA term. ``d = 0`` and ``W_up = 0``
 at init. Per slice for fused qkv. Merge: ``W' = W + dW``.
+
+Initialisation beyond the no-op (the paper gives none): ``v_l``, ``v_r`` random directions (any unit
+vector gives a valid reflection); ``W_down`` drawn as LoRA's ``A`` (uniform in +-1/sqrt(d_in)), so
+that the first updates of ``W_up`` have LoRA's scale, not the ~10x of a standard normal.
 """
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -24,12 +30,13 @@ class HTALinear(AdapterLinear):
         self.check_rank(extra_rank)
         S, o, i = num_slices, self.slice_out, self.in_features
         self.k = min(o, i)
-        dev, dt = base.weight.device, base.weight.dtype
-        self.v_left = nn.Parameter(torch.randn(S, o, device=dev, dtype=dt))
-        self.v_right = nn.Parameter(torch.randn(S, i, device=dev, dtype=dt))
-        self.diag = nn.Parameter(torch.zeros(S, self.k, device=dev, dtype=dt))
-        self.w_down = nn.Parameter(torch.randn(S, o, extra_rank, device=dev, dtype=dt) / extra_rank ** 0.5)
-        self.w_up = nn.Parameter(torch.zeros(S, extra_rank, i, device=dev, dtype=dt))
+        kw = self.param_kwargs()
+        self.v_left = nn.Parameter(torch.randn(S, o, **kw))
+        self.v_right = nn.Parameter(torch.randn(S, i, **kw))
+        self.diag = nn.Parameter(torch.zeros(S, self.k, **kw))
+        bound = 1 / math.sqrt(i)  # kaiming_uniform_(a=sqrt(5)) of an r x d_in LoRA A
+        self.w_down = nn.Parameter(torch.empty(S, o, extra_rank, **kw).uniform_(-bound, bound))
+        self.w_up = nn.Parameter(torch.zeros(S, extra_rank, i, **kw))
 
     def delta(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
