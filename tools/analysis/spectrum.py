@@ -47,6 +47,8 @@ def parse_args(argv=None):
                    help="let timm fetch --arch's own pre-trained weights (needs network)")
     p.add_argument('--img-size', type=int, nargs='+', default=None, help='ViT input size (default: the config\'s, or 518)')
     p.add_argument('--patch-size', type=int, default=None, help='patch size (default: the config\'s, or 14)')
+    p.add_argument('--model-kwargs', nargs='+', default=None, metavar='K=V',
+                   help='extra timm.create_model arguments for --arch (e.g. depth=6 embed_dim=192)')
     p.add_argument('--run', nargs=3, action='append', default=[], metavar=('LABEL', 'CONFIG', 'CHECKPOINT'),
                    help="a trained model to compare with the pre-trained one (CONFIG '-' for a plain ViT file)")
     p.add_argument('--rank', type=int, default=16, help='r: size of the principal / minor subspaces (default 16)')
@@ -83,6 +85,11 @@ def pretrained_vit(args, cfg=None):
         weights = args.pretrained or bb.get('pretrained')
     else:
         arch, img, patch, weights = args.arch, 518, 14, args.pretrained
+    if args.model_kwargs:
+        from mmengine.config import DictAction
+        ns = argparse.Namespace()
+        DictAction(option_strings=[], dest='k')(None, ns, args.model_kwargs)
+        kwargs.update(ns.k)
     if args.img_size:
         img = tuple(args.img_size) if len(args.img_size) == 2 else args.img_size[0]
     patch = args.patch_size or patch
