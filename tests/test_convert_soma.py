@@ -552,3 +552,126 @@ def test_detection_checkpoint_with_a_foreign_tensor_is_refused():
     from mmdg.models.backbones.soma_weights import codino_soma_to_mmdg
     with pytest.raises(CheckpointError, match='no place'):
         codino_soma_to_mmdg({}, {'query_head.transformer.pos_trans.weight': torch.zeros(1)}, torch.nn.Module())
+
+
+def reference_codino_decoder(sd, feats, num_queries=DET['queries'], heads=8, points=4):
+    """DINO's inference path (two-stage query selection, iterative box refinement) written on the official
+    Co-DINO tensors: the last decoder layer's class logits and (cx, cy, w, h) boxes, for one unpadded image.
+    Only parameter-free helpers come from the libraries (sine encodings, the deformable sampling op)."""
+    from mmcv.ops.multi_scale_deform_attn import multi_scale_deformable_attn_pytorch
+    from mmdet.models.layers import SinePositionalEncoding
+    from mmdet.models.layers.transformer import coordinate_to_encoding, inverse_sigmoid
+    t, d = 'query_head.transformer.', 256
+
+    def lin(name, x):
+        return F.linear(x, sd[name + '.weight'], sd[name + '.bias'])
+
+    def ln(name, x):
+        return F.layer_norm(x, (d,), sd[name + '.weight'], sd[name + '.bias'])
+
+    def ffn(name, x):
+        return x + lin(name + '.layers.1', F.relu(lin(name + '.layers.0.0', x)))
+
+    def deform(name, query, value, pos, ref):
+        bs, nq, _ = query.shape
+        q = query + pos
+        v = lin(name + '.value_proj', value).view(bs, value.shape[1], heads, d // heads)
+        off = lin(name + '.sampling_offsets', q).view(bs, nq, heads, levels, points, 2)
+        w = lin(name + '.attention_weights', q).view(bs, nq, heads, levels * points).softmax(-1)
+        w = w.view(bs, nq, heads, levels, points)
+        if ref.shape[-1] == 2:
+            norm = torch.stack([shapes[:, 1], shapes[:, 0]], -1)
+            loc = ref[:, :, None, :, None, :] + off / norm[None, None, None, :, None, :]
+        else:
+            loc = ref[:, :, None, :, None, :2] + off / points * ref[:, :, None, :, None, 2:] * 0.5
+        return query + lin(name + '.output_proj', multi_scale_deformable_attn_pytorch(v, shapes, loc, w))
+
+    levels = len(feats)
+    bs = feats[0].shape[0]
+    posenc = SinePositionalEncoding(num_feats=128, normalize=True, offset=0.0, temperature=20)
+    shapes = torch.tensor([f.shape[-2:] for f in feats])
+    src, pos, refs, proposals = [], [], [], []
+    for lvl, f in enumerate(feats):
+        h, w = f.shape[-2:]
+        src.append(f.flatten(2).transpose(1, 2))
+        pe = posenc(torch.zeros(bs, h, w, dtype=torch.bool)).flatten(2).transpose(1, 2)
+        pos.append(pe + sd[t + 'level_embeds'][lvl])
+        ys, xs = torch.meshgrid(torch.linspace(0.5, h - 0.5, h), torch.linspace(0.5, w - 0.5, w), indexing='ij')
+        refs.append(torch.stack([xs.reshape(-1) / w, ys.reshape(-1) / h], -1))
+        gy, gx = torch.meshgrid(torch.linspace(0, h - 1, h), torch.linspace(0, w - 1, w), indexing='ij')
+        centre = torch.stack([(gx + 0.5) / w, (gy + 0.5) / h], -1).reshape(-1, 2)
+        proposals.append(torch.cat([centre, torch.full_like(centre, 0.05 * 2.0 ** lvl)], -1))
+    x, pos = torch.cat(src, 1), torch.cat(pos, 1)
+    ref = torch.cat(refs)[None, :, None].expand(bs, -1, levels, -1)
+    for i in range(DET['enc']):
+        p = f'{t}encoder.layers.{i}.'
+        x = ln(p + 'norms.0', deform(p + 'attentions.0', x, x, pos, ref))
+        x = ln(p + 'norms.1', ffn(p + 'ffns.0', x))
+    memory = x
+    prop = torch.cat(proposals)[None].expand(bs, -1, -1)
+    valid = ((prop > 0.01) & (prop < 0.99)).all(-1, keepdim=True)
+    prop = torch.log(prop / (1 - prop)).masked_fill(~valid, float('inf'))
+    out_mem = ln(t + 'enc_output_norm', lin(t + 'enc_output', memory.masked_fill(~valid, 0)))
+    enc_cls = lin(f'query_head.cls_branches.{DET["dec"]}', out_mem)
+    r = f'query_head.reg_branches.{DET["dec"]}'
+    enc_box = lin(r + '.4', F.relu(lin(r + '.2', F.relu(lin(r + '.0', out_mem))))) + prop
+    top = enc_cls.max(-1)[0].topk(num_queries, dim=1)[1]
+    reference = torch.gather(enc_box, 1, top[..., None].expand(-1, -1, 4)).sigmoid()
+    query = sd[t + 'query_embed.weight'][None].expand(bs, -1, -1)
+    for i in range(DET['dec']):
+        p = f'{t}decoder.layers.{i}.'
+        sine = coordinate_to_encoding(reference)
+        qpos = lin(t + 'decoder.ref_point_head.layers.1', F.relu(lin(t + 'decoder.ref_point_head.layers.0', sine)))
+        qk = (query + qpos).transpose(0, 1)
+        attn = F.multi_head_attention_forward(
+            qk, qk, query.transpose(0, 1), d, heads, sd[p + 'attentions.0.attn.in_proj_weight'],
+            sd[p + 'attentions.0.attn.in_proj_bias'], None, None, False, 0.0,
+            sd[p + 'attentions.0.attn.out_proj.weight'], sd[p + 'attentions.0.attn.out_proj.bias'],
+            training=False, need_weights=False)[0]
+        query = ln(p + 'norms.0', query + attn.transpose(0, 1))
+        query = ln(p + 'norms.1', deform(p + 'attentions.1', query, memory, qpos,
+                                         reference[:, :, None].expand(-1, -1, levels, -1)))
+        query = ln(p + 'norms.2', ffn(p + 'ffns.0', query))
+        r = f'query_head.reg_branches.{i}'
+        delta = lin(r + '.4', F.relu(lin(r + '.2', F.relu(lin(r + '.0', query)))))
+        if i == DET['dec'] - 1:  # the head: last layer, normed states, the reference this layer started from
+            hidden = ln(t + 'decoder.norm', query)
+            cls = lin(f'query_head.cls_branches.{i}', hidden)
+            r_out = lin(r + '.4', F.relu(lin(r + '.2', F.relu(lin(r + '.0', hidden)))))
+            return cls, (r_out + inverse_sigmoid(reference)).sigmoid()
+        reference = (delta + inverse_sigmoid(reference, eps=1e-3)).sigmoid()
+
+
+def test_released_detection_decoder_equals_the_reference(tmp_path):
+    """The converted Co-DINO's last decoder layer (class logits, boxes) equals DINO's inference written
+    directly on the official tensors."""
+    from mmdet.structures import DetDataSample
+    from mmdg.models.backbones.soma_weights import codino_soma_to_mmdg
+    from mmengine.config import DictAction
+    rnd = Random(7)
+    dinov2 = meta_dinov2(SMALL['dim'], SMALL['depth'], rnd)
+    converted = official_conversion(dinov2, grid=16)
+    released = trained_official_model(converted, {}, SMALL['dim'], SMALL['depth'], SMALL['start'], rnd)
+    released.update(official_codino_layout(rnd))
+    cfg = Config.fromfile(osp.join(REPO, DET_CONFIG))
+    cfg.merge_from_dict({k: DictAction._parse_iterable(v) for k, v in (o.split('=', 1) for o in DET_OPTIONS)})
+    cfg.model.backbone.pretrained = None
+    init_default_scope('mmdg')
+    from mmdg.registry import MODELS
+    with torch.device('meta'):
+        model = MODELS.build(cfg.model)
+    state = codino_soma_to_mmdg(dinov2, released, model)
+    model.load_state_dict(state, strict=True, assign=True)
+    model.data_preprocessor.to_empty(device='cpu')
+    model.eval()
+    merged = merge_like_official(converted, released)
+    x = torch.randn(1, 3, 256, 256)
+    sample = DetDataSample(metainfo=dict(img_shape=(256, 256), batch_input_shape=(256, 256), pad_shape=(256, 256)))
+    with torch.no_grad():
+        feats = model.extract_feat(x)
+        head_inputs = model.forward_transformer(feats, [sample])
+        cls, boxes = model.bbox_head(head_inputs['hidden_states'], head_inputs['references'])
+        want_cls, want_boxes = reference_codino_decoder(merged, reference_neck(merged, reference_features(
+            merged, x, SMALL['dim'], SMALL['depth'], SMALL['heads'], SMALL['out'])))
+    torch.testing.assert_close(cls[-1], want_cls, rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(boxes[-1], want_boxes, rtol=1e-3, atol=1e-3)
