@@ -146,3 +146,33 @@ def test_setup_cpu_distributed_honours_the_switch(monkeypatch):
     monkeypatch.setattr(torch.distributed, 'is_initialized', lambda: True)  # no process group in this test
     cfg = setup_cpu_distributed(Config(dict(launcher='pytorch')))
     assert cfg.env_cfg.dist_cfg.backend == 'gloo' and cfg.model_wrapper_cfg.device_ids is None
+
+
+# --- packaging ---------------------------------------------------------------------------------------
+
+def test_one_version_source_read_without_torch():
+    """setup.py reads mmdg/version.py as text: it works in an interpreter where torch cannot import."""
+    import re
+    import mmdg
+    from mmdg.version import __version__
+    assert mmdg.__version__ == __version__
+    assert not re.search(r"version\s*=\s*['\"]\d", open(os.path.join(REPO, 'setup.py')).read())
+    code = ("import sys; sys.modules['torch'] = None; sys.argv = ['setup.py', '--version']; "
+            "import runpy; runpy.run_path('setup.py', run_name='__main__')")
+    res = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and res.stdout.strip().splitlines()[-1] == __version__, res.stderr[-2000:]
+
+
+def test_license_changelog_contributing_and_docs_index():
+    text = open(os.path.join(REPO, 'LICENSE')).read()
+    assert 'Apache License' in text and 'Version 2.0, January 2004' in text and 'END OF TERMS AND CONDITIONS' in text
+    from mmdg.version import __version__
+    assert f'[{__version__}]' in open(os.path.join(REPO, 'CHANGELOG.md')).read()
+    contributing = open(os.path.join(REPO, 'CONTRIBUTING.md')).read()
+    for section in ('## Set-up and tests', '## Adding a tuning method', '## Adding a dataset'):
+        assert section in contributing
+    readme = open(os.path.join(REPO, 'README.md')).read()
+    index = readme.split('## Documentation', 1)[1].split('\n## ', 1)[0]
+    docs = sorted(f for f in os.listdir(os.path.join(REPO, 'docs')) if f.endswith('.md'))
+    missing = [d for d in docs if f'(docs/{d})' not in index]
+    assert not missing, f'docs missing from the README index: {missing}'
