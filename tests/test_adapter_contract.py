@@ -237,3 +237,53 @@ def test_alore_one_branch_per_input():
         y = model(x)
         merge_adapters(model)
         torch.testing.assert_close(model(x), y, rtol=1e-4, atol=1e-4)
+
+
+# --- recipes: one fair bias set, EMA over each parameter once ----------------------------------------
+
+def test_every_method_recipe_trains_the_same_biases_and_norms():
+    import os.path as osp
+
+    root = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', '_base_', 'methods')
+    sets = {}
+    for method in ('sora', 'pissa', 'lora', 'alore', 'hta', 'clora'):
+        ns = {}  # the method files are plain dicts over their _base_; the adapter dict is all in them
+        with open(osp.join(root, f'{method}.py')) as f:
+            exec(f.read(), ns)
+        cfg = ns['model']['backbone']['adapter']
+        with torch.device('meta'), warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            vit = tiny_vit('dinov2', depth=24)  # ViT-L's depth, small width
+            inject_adapters(vit, cfg)
+        sets[method] = {n.replace('.base.', '.') for n, p in vit.named_parameters()
+                        if p.requires_grad and (n.endswith('bias') or 'norm' in n)}
+    # qkv 192 + proj 64 + fc1 256 + fc2 64 biases in each of blocks 8-23 (147,456 at ViT-L's width)
+    assert sum(p.numel() for n, p in vit.named_parameters() if n.replace('.base.', '.') in sets['sora']) == 16 * 576
+    for method, names in sets.items():
+        assert names == sets['sora'], (method, sorted(names ^ sets['sora'])[:4])
+
+
+def test_recipe_ema_moves_every_parameter_once_by_the_momentum():
+    import glob
+    import os.path as osp
+
+    from mmengine.config import Config
+    from mmengine.model import ExponentialMovingAverage
+    root = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', '_base_', 'schedules')
+    emas = [h for f in sorted(glob.glob(osp.join(root, '*.py')))
+            for h in Config.fromfile(f).get('custom_hooks', []) if h['type'] == 'EMAHook']
+    assert emas and all(h['update_buffers'] is False for h in emas)
+    # ALoRE's kron_S and CLoRA's bases appear once per owning layer in state_dict()
+    model = tiny_vit('dinov2', depth=2)
+    inject_adapters(model, dict(type='ALoRE'))
+    inject_adapters(model, dict(type='CLoRA', targets=('proj', 'fc2')))
+    momentum = 0.1
+    ema = ExponentialMovingAverage(model, momentum=momentum, update_buffers=emas[0]['update_buffers'])
+    ema.update_parameters(model)  # the first step copies
+    before = {n: p.detach().clone() for n, p in ema.module.named_parameters()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    ema.update_parameters(model)
+    for n, p in ema.module.named_parameters():
+        torch.testing.assert_close(p - before[n], torch.full_like(p, momentum), msg=n)
