@@ -189,3 +189,18 @@ def test_spectrum_subspace_of_trained_runs(spectrum_runs, tmp_path):
     spec = list(csv.DictReader(open(tmp_path / 'spectrum.csv')))
     assert len(spec) == 36 * 192  # every matrix has min(d_out, d_in) = 192 singular values
     assert (tmp_path / 'subspace.png').stat().st_size > 10_000
+
+
+def test_browse_dataset_draws_boxes_of_a_detection_config(tmp_path):
+    """Detection configs use mmdet's visualizer: boxes of the VOC annotations drawn on the right half."""
+    from mmdg.apis.demo_det import demo_det_config
+    from mmdg.datasets.voc_writer import write_synthetic_voc
+    write_synthetic_voc(str(tmp_path / 'dwd'), splits=dict(train=1, test=1), size=(128, 256))
+    demo_det_config('full', data_root=str(tmp_path / 'dwd'), max_iters=1, num_workers=0).dump(str(tmp_path / 'det.py'))
+    _run('browse_dataset.py', tmp_path / 'det.py', '--split', 'target', '--domain', 'night', '--max', 1,
+         '--out', tmp_path / 'out')
+    import mmcv
+    (picture,) = os.listdir(tmp_path / 'out')
+    img = mmcv.imread(str(tmp_path / 'out' / picture)).astype(int)
+    w = img.shape[1]
+    assert picture.startswith('night_') and np.abs(img[:, : w // 2] - img[:, w // 2:]).max() > 100

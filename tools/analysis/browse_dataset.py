@@ -96,6 +96,9 @@ def run(args):
             img = item['inputs'].permute(1, 2, 0).numpy().astype(np.uint8)
             if sample.metainfo.get('img_path') and img.shape[-1] == 3:
                 img = mmcv.bgr2rgb(img)  # LoadImage gives BGR; the visualizer draws RGB
+            boxes = getattr(sample, 'gt_instances', None)
+            if boxes is not None and hasattr(boxes.get('bboxes', None), 'tensor'):
+                boxes.bboxes = boxes.bboxes.tensor  # mmdet's visualizer draws plain tensors, not box objects
             stem = osp.splitext(osp.basename(sample.metainfo.get('img_path', f'{i}')))[0]
             out_file = osp.join(args.out, f'{domain}_{i:04d}_{stem}.png')
             visualizer.add_datasample(stem, img, sample, draw_gt=True, draw_pred=False, show=False)
