@@ -7,6 +7,7 @@ Models are built on the meta device (no memory, no weights), so the whole table 
 import argparse
 import os.path as osp
 import sys
+import warnings
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -18,13 +19,27 @@ from mmdg.utils.markdown import replace_between_markers  # noqa: E402
 
 BACKBONES = {'DINOv2-S': 'vit_small_patch14_dinov2', 'DINOv2-B': 'vit_base_patch14_dinov2',
              'DINOv2-L': 'vit_large_patch14_dinov2', 'EVA02-L': 'eva02_large_patch14_224'}
-ROWS = [(name, dict(type=name)) for name in ADAPTERS] + [
-    ('SoRA recipe (blocks 8-23)', dict(type='SoRA', blocks=(8, 24)))]
+METHODS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', '_base_', 'methods')
+
+
+def recipe(method: str) -> dict:
+    """The adapter dict of ``configs/_base_/methods/<method>.py`` (plain dicts over their ``_base_``)."""
+    ns = {}
+    with open(osp.join(METHODS, f'{method.lower()}.py')) as f:
+        exec(f.read(), ns)
+    return ns['model']['backbone']['adapter']
+
+
+LINEAR = [name for name, cls in ADAPTERS.items() if cls.target_kind == 'linear']
+ROWS = [(name, dict(type=name)) for name in LINEAR] + [
+    (f'{name} recipe (blocks 8-23)', recipe(name)) for name in ADAPTERS
+    if osp.exists(osp.join(METHODS, f'{name.lower()}.py'))]
 BEGIN, END = '<!-- param-table:begin -->', '<!-- param-table:end -->'
 
 
 def count(arch, cfg):
-    with torch.device('meta'):
+    with torch.device('meta'), warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # SoRA / PiSSA warn that a meta SVD has no values: shapes suffice here
         vit = timm.create_model(arch, pretrained=False, num_classes=0)
         if cfg is None:
             return count_parameters(vit)
