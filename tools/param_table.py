@@ -32,7 +32,7 @@ def recipe(method: str) -> dict:
 
 LINEAR = [name for name, cls in ADAPTERS.items() if cls.target_kind == 'linear']
 ROWS = [(name, dict(type=name)) for name in LINEAR] + [
-    (f'{name} recipe (blocks 8-23)', recipe(name)) for name in ADAPTERS
+    (f'{name} recipe', recipe(name)) for name in ADAPTERS
     if osp.exists(osp.join(METHODS, f'{name.lower()}.py'))]
 BEGIN, END = '<!-- param-table:begin -->', '<!-- param-table:end -->'
 
