@@ -46,7 +46,8 @@ def test_train_then_cross_domain_eval(tmp_path):
     assert '| daytime_clear |' in table and '| night_rainy |' in table and 'mAP@0.5' in table
     results = json.load(open(out / 'results.json'))['results']
     assert set(results) == {'daytime_clear', 'night_rainy'}
-    assert results['daytime_clear']['num_images'] == 1 and results['night_rainy']['num_images'] == 3
+    # the recipe scores the unseen domains on their train.txt, as the official code reads them (2 images written)
+    assert results['daytime_clear']['num_images'] == 1 and results['night_rainy']['num_images'] == 2
     assert list(results['daytime_clear']['per_class']) == ['bus', 'bike', 'car', 'motor', 'person', 'rider', 'truck']
     rows = list(csv.reader(open(out / 'results.csv')))
     assert rows[0][:4] == ['domain', 'mAP', 'images', 'AP.bus'] and len(rows) == 3
