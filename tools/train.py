@@ -1,7 +1,8 @@
 """Train a segmentor or detector from an mmdg config: ``python tools/train.py CONFIG [options]``.
 
 mmdg registers itself through the config's ``default_scope`` / ``custom_imports``; this script imports
-no mmdg registry (``Runner.from_cfg`` works the same way from your own code).
+no mmdg registry (``Runner.from_cfg`` works the same way from your own code). ``--vis-backend
+tensorboard|wandb`` adds a tracking backend; ``--verbose`` puts the full log on the console too.
 
 Before the first iteration the model and the data are checked against each other (``DataModelCheckHook``);
 bad input stops the run with one line naming the file or the config key. Ctrl-C stops it with one line
@@ -13,9 +14,9 @@ import os.path as osp
 import sys
 
 from mmengine.config import DictAction
-from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from mmdg.utils.console import add_console_arguments, apply_console_args, build_runner  # noqa: E402
 from mmdg.utils.tool_config import (apply_amp, check_total_batch, input_errors_as_messages,  # noqa: E402
                                     load_tool_config)
 
@@ -34,6 +35,7 @@ def parse_args():
                         help='override config entries, e.g. train_cfg.max_iters=100')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_console_arguments(parser)  # --vis-backend tensorboard|wandb, --verbose
     args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
@@ -57,7 +59,9 @@ def train(args):
               'starting from iteration 0')
     elif args.resume:
         cfg.resume, cfg.load_from = True, args.resume
-    runner = Runner.from_cfg(cfg)
+    # quiet console: progress, results and warnings on screen; environment, config and per-parameter
+    # lines only in the work dir's log file (--verbose shows them too)
+    runner = build_runner(apply_console_args(cfg, args))
     runner.train()
 
 

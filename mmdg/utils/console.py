@@ -16,8 +16,10 @@ from mmengine.runner import Runner
 #: ``--vis-backend`` name -> (mmengine backend, package it needs).
 VIS_BACKENDS = {'local': ('LocalVisBackend', None), 'tensorboard': ('TensorboardVisBackend', 'tensorboard'),
                 'wandb': ('WandbVisBackend', 'wandb')}
-#: Log lines that stay on the console besides warnings: mmengine's LoggerHook progress and results.
-PROGRESS_PREFIXES = ('Iter(', 'Epoch(')
+#: Log lines that stay on the console besides warnings: mmengine's LoggerHook progress and results, and
+#: the events a user watches a long run for (checkpoints written, a resume and what it restored).
+PROGRESS_PREFIXES = ('Iter(', 'Epoch(', 'Saving checkpoint', 'The best checkpoint', 'resumed',
+                     'torch random state')
 
 
 def add_vis_backend(cfg: Config, name: str) -> Config:
