@@ -88,7 +88,7 @@ def test_only_adapter_parameters_get_gradients(method):
 
 
 def test_parameter_counts_dinov2_large_recipe():
-    """METHODS.md §1: SoRA on DINOv2-L, blocks 8..23, r = 16: 4,718,592 A/B + 147,456 biases."""
+    """The SoRA paper: DINOv2-L, blocks 8..23, r = 16: 4,718,592 A/B + 147,456 biases."""
     with torch.device('meta'):
         vit = timm.create_model('vit_large_patch14_dinov2', pretrained=False, num_classes=0, patch_size=16,
                                 img_size=512)
@@ -99,7 +99,7 @@ def test_parameter_counts_dinov2_large_recipe():
 
 
 @pytest.mark.parametrize('arch,targets,expected', [
-    # METHODS.md §2: ViT-B/16, n = 4, r = 4, qkv and fc1 of 12 blocks: 147,456 + 64 shared
+    # the ALoRE paper: ViT-B/16, n = 4, r = 4, qkv and fc1 of 12 blocks: 147,456 + 64 shared
     ('vit_base_patch16_224', None, 147_456 + 64),
 ])
 def test_parameter_counts_alore_budget(arch, targets, expected):
@@ -110,7 +110,7 @@ def test_parameter_counts_alore_budget(arch, targets, expected):
 
 
 def test_parameter_counts_hta_budget():
-    """METHODS.md §3: q, k, v, o of ViT-B/16's 12 blocks: 12 * 4 * 3840 = 184,320."""
+    """the HTA paper: q, k, v, o of ViT-B/16's 12 blocks: 12 * 4 * 3840 = 184,320."""
     with torch.device('meta'):
         vit = timm.create_model('vit_base_patch16_224', pretrained=False, num_classes=0)
         inject_adapters(vit, dict(type='HTA'))

@@ -23,7 +23,7 @@ from mmdg.registry import DATASETS
 
 from .converters import DatasetLayoutError
 
-#: Diverse Weather classes, in the order of the benchmark (METHODS.md §7).
+#: Diverse Weather classes, in the order of the benchmark.
 DWD_CLASSES = ('bus', 'bike', 'car', 'motor', 'person', 'rider', 'truck')
 #: Diverse Weather domains: train on the first, test on all.
 DWD_DOMAINS = ('daytime_clear', 'night_sunny', 'dusk_rainy', 'night_rainy', 'daytime_foggy')

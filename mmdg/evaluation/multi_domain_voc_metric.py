@@ -1,5 +1,5 @@
 """VOC mAP per domain in one validation run over a :class:`mmdg.datasets.MultiDomainDataset` of detection
-datasets (Diverse Weather: mAP@0.5, 11-point interpolation, METHODS.md §7)."""
+datasets (Diverse Weather: mAP@0.5, 11-point interpolation, as the benchmark reports it)."""
 from collections import defaultdict
 from typing import Dict, List, Sequence, Tuple
 

@@ -80,5 +80,5 @@ model = dict(
                 ]),
             sampler=dict(type='mmdet.MaskPseudoSampler'))),
     train_cfg=dict(),
-    # Sliding-window test, 512 windows with stride 341 (METHODS.md §6).
+    # Sliding-window test, 512 windows with stride 341.
     test_cfg=dict(mode='slide', crop_size=(512, 512), stride=(341, 341)))
