@@ -10,7 +10,7 @@ from mmdg.adapters import (ADAPTERS, AdapterLinear, aux_losses, count_parameters
                            merge_adapters, trainable_state_dict)
 
 KINDS = ['dinov2', 'eva02-s', 'eva02-b']
-METHODS = list(ADAPTERS)
+METHODS = [n for n, c in ADAPTERS.items() if c.target_kind == 'linear']  # Rein (block-level): tests/test_rein.py
 
 
 def _perturb(model, std=0.05):
