@@ -50,8 +50,16 @@ def main(argv=None):
     for path in (args.config, args.checkpoint):
         if not osp.isfile(path):
             raise SystemExit(f'{path} does not exist')
-    with input_errors_as_messages():
-        return evaluate(args)
+    fresh_out = args.out_dir and not osp.exists(args.out_dir)
+    try:
+        with input_errors_as_messages():
+            return evaluate(args)
+    except BaseException:
+        # nothing half-made left behind: a folder this run created holds no results when it fails
+        if fresh_out and osp.isdir(args.out_dir) and not osp.isfile(osp.join(args.out_dir, 'results.json')):
+            import shutil
+            shutil.rmtree(args.out_dir, ignore_errors=True)
+        raise
 
 
 def result_folder(args, runner) -> str:

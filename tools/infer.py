@@ -9,6 +9,7 @@ visualizer, and ``DIR/pred/<name>.png``, the raw label map (one channel, the mod
 (boxes x1 y1 x2 y2, scores, class names) instead.
 """
 import argparse
+import errno
 import json
 import os
 import os.path as osp
@@ -37,12 +38,13 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+
 def list_images(path: str):
     """``[(image path, name relative to the input)]``; a folder is searched recursively."""
     if osp.isfile(path):
         return [(path, osp.basename(path))]
     if not osp.isdir(path):
-        raise FileNotFoundError(f'{path}: no such image or folder')
+        raise FileNotFoundError(errno.ENOENT, 'no such image or folder', path)  # filename set: a one-line input error
     found = []
     for folder, _, files in os.walk(path):
         for f in sorted(files):
