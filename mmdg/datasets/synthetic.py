@@ -271,3 +271,74 @@ class _Serial:
     @staticmethod
     def imap_unordered(fn, jobs, chunksize=1):
         return map(fn, jobs)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pre-training data for the demo backbone: the scene grammar rendered in random appearances.
+
+#: Cityscapes' seven categories (flat, construction, object, nature, sky, human, vehicle), as the
+#: group index of each train id: the pre-training task, coarser than (and different from) the demo's.
+COARSE_GROUPS = ('flat', 'construction', 'object', 'nature', 'sky', 'human', 'vehicle')
+COARSE_OF_TRAIN_ID = np.array([0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 4, 5, 5, 6, 6, 6, 6, 6, 6], np.uint8)
+#: First entry of every pre-training seed: a stream of its own, disjoint from the demo's
+#: ``[domain, split, index]`` seeds, so pre-training never draws a demo train or val scene.
+PRETRAIN_STREAM = 1_000_003
+
+
+def render_random_style(scene: Scene, rng: np.random.Generator) -> np.ndarray:
+    """``scene`` in a freshly drawn appearance: random per-class palette and per-object paint, texture,
+    lighting, colour cast, and (each by chance, with random strength) darkness with point lights, haze,
+    streaks, blur and sensor noise. The kinds of change a foundation model has seen in its photos; none
+    of the demo's fixed styles (their palettes and parameters) is drawn here."""
+    h, w = scene.labels.shape
+    img = rng.uniform(0, 255, (len(CLASSES), 3)).astype(np.float32)[scene.labels]
+    for i in scene.instance_classes:
+        if rng.random() < 0.7:
+            img[scene.instances == i] = rng.uniform(0, 255, 3)
+    amp = rng.uniform(0, 40)
+    cells = int(rng.choice([2, 4, 8, 16]))
+    img += amp * _value_noise(rng, h, w, cells)[..., None] * rng.uniform(0.5, 1.5, 3).astype(np.float32)
+    if rng.random() < 0.3:  # a regular pattern (bricks, tiles, windows) on one random class
+        mask = scene.labels == rng.integers(0, len(CLASSES))
+        period = int(rng.integers(3, 9))
+        grid = ((np.arange(h)[:, None] // period) % 2) ^ ((np.arange(w)[None] // period) % 2)
+        img[mask & (grid == 1)] *= rng.uniform(0.4, 0.9)
+    gain = rng.uniform(0.5, 1.3)
+    img = img * gain + rng.uniform(-35, 35, 3).astype(np.float32)
+    img += rng.uniform(-40, 40) * (np.linspace(-1, 1, h, dtype=np.float32)[:, None, None])  # vertical light
+    if rng.random() < 0.25:  # darkness with a few bright spots
+        img *= rng.uniform(0.15, 0.5)
+        for _ in range(int(rng.integers(0, 12))):
+            cv2.circle(img, (int(rng.integers(0, w)), int(rng.integers(0, h))), int(rng.integers(1, 4)),
+                       tuple(float(v) for v in rng.uniform(150, 255, 3)), -1)
+    if rng.random() < 0.25:  # haze that thickens with distance
+        t = np.clip(rng.uniform(0.0, 0.4) + rng.uniform(0.2, 0.8) * scene.depth, 0, 0.95)[..., None]
+        img = (1 - t) * img + t * rng.uniform(100, 240, 3).astype(np.float32)
+    if rng.random() < 0.25:  # streaks at a random angle
+        streaks = np.zeros((h, w), np.float32)
+        dx, dy = int(rng.integers(-4, 5)), int(rng.integers(3, 12))
+        for _ in range(int(h * w / rng.uniform(80, 400))):
+            x0, y0 = int(rng.integers(0, w)), int(rng.integers(0, h))
+            cv2.line(streaks, (x0, y0), (x0 + dx, y0 + dy), 1.0, 1)
+        img += rng.uniform(20, 80) * streaks[..., None]
+    if rng.random() < 0.35:
+        k = int(rng.choice([3, 5]))
+        img = cv2.GaussianBlur(img, (k, k), 0)
+    img += rng.uniform(0, 12) * rng.standard_normal((h, w, 3)).astype(np.float32)
+    img = np.clip(img, 0, 255)
+    if rng.random() < 0.5:  # contrast curve
+        img = 255 * (img / 255) ** rng.uniform(0.6, 1.6)
+    if rng.random() < 0.1:
+        img = np.repeat(img.mean(2, keepdims=True), 3, 2)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def make_pretrain_sample(index: int, size: Tuple[int, int] = (128, 256)) -> Tuple[np.ndarray, np.ndarray]:
+    """(image RGB uint8, coarse-group labels uint8) of pre-training sample ``index``; a pure function of
+    its arguments (seeded by ``[PRETRAIN_STREAM, index]``)."""
+    rng = np.random.default_rng([PRETRAIN_STREAM, index])
+    scene = _draw_scene(rng, *size)
+    if rng.random() < 0.5:  # mirrored scenes: the grammar puts nothing on a fixed side
+        scene = Scene(scene.labels[:, ::-1].copy(), scene.instances[:, ::-1].copy(), scene.instance_classes,
+                      scene.depth[:, ::-1].copy())
+    return render_random_style(scene, rng), COARSE_OF_TRAIN_ID[scene.labels]
