@@ -1,6 +1,7 @@
 # mmdg — two commands: `make demo` and `make test`. Both create/refresh .venv/ when needed.
 #   make install TORCH=system   keep the torch/torchvision you already have (e.g. a CUDA build)
-#   make demo METHOD=full       pick the backbone tuning method of the demo
+#   make demo METHOD=full       pick the backbone tuning method of the demo (default sora)
+#   make demo-compare           every method from the same pre-trained backbone: table + chart (SEEDS="0 1 2")
 #   make demo-det               the detection demo (DWD-style VOC data, per-domain mAP@0.5)
 #   make install MMCV_OPS=cpu   build mmcv without CUDA kernels (default auto: CUDA when torch has it and nvcc exists)
 #   make wheelhouse DIR=wh      collect every wheel + mmcv's source for an offline install;
@@ -9,13 +10,14 @@ PYTHON ?= python3
 TORCH  ?= pinned
 VENV   := .venv
 PY     := $(VENV)/bin/python
-METHOD ?= full
+METHOD ?= sora
+SEEDS ?= 0
 DEMO_ARGS ?=
 MMCV_OPS ?= auto
 WHEELHOUSE ?=
 DIR ?=
 
-.PHONY: install wheelhouse demo demo-det test benchmark clean-demo
+.PHONY: install wheelhouse demo demo-det demo-compare test benchmark clean-demo
 
 install:
 	@PYTHON=$(PYTHON) TORCH=$(TORCH) VENV=$(VENV) MMCV_OPS=$(MMCV_OPS) WHEELHOUSE=$(WHEELHOUSE) bash tools/install_env.sh
@@ -25,6 +27,9 @@ wheelhouse:
 
 demo: install
 	$(PY) tools/demo.py --method $(METHOD) $(DEMO_ARGS)
+
+demo-compare: install
+	$(PY) tools/demo_compare.py --seeds $(SEEDS) $(DEMO_ARGS)
 
 demo-det: install
 	$(PY) tools/demo_det.py --method $(METHOD) $(DEMO_ARGS)
@@ -37,4 +42,4 @@ benchmark: install
 	$(PY) tools/benchmark.py $(BENCH_ARGS)
 
 clean-demo:
-	rm -rf data/demo work_dirs/demo data/demo_det work_dirs/demo_det
+	rm -rf data/demo work_dirs/demo data/demo_det work_dirs/demo_det work_dirs/demo_compare

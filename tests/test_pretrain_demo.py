@@ -57,10 +57,10 @@ def test_the_committed_backbone_is_the_documented_one():
     from safetensors import safe_open
     assert os.path.isfile(DEMO_BACKBONE), 'the pre-trained demo backbone is committed under assets/'
     doc = open(os.path.join(REPO, 'docs', 'demo.md')).read()
-    documented = re.search(r'sha256 `([0-9a-f]{64})`', doc)
+    documented = re.search(r'\| sha256 \| `([0-9a-f]{64})`', doc)
     assert documented and documented.group(1) == file_sha256(DEMO_BACKBONE)
     with safe_open(DEMO_BACKBONE, 'pt') as f:
-        meta = f.metadata()
+        meta = json.loads(f.metadata()['record'])
     record = json.load(open(DEMO_BACKBONE + '.json'))
     assert meta['command'] == record['command'] == 'tools/pretrain_demo_backbone.py'  # the defaults made it
     assert int(meta['seed']) == 0 and int(meta['steps']) == record['steps']

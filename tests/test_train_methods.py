@@ -5,7 +5,7 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 
-from mmdg.adapters import AdapterLinear
+from mmdg.adapters import AdapterLinear, BlockAdapter
 from mmdg.apis.demo import METHODS, demo_config
 
 
@@ -36,4 +36,6 @@ def test_a_few_steps_lower_the_loss(method, demo_data, tmp_path):
         if n in frozen_before:
             assert torch.equal(p, frozen_before[n]), f'{method}: frozen {n} changed'
     n_adapters = sum(isinstance(m, AdapterLinear) for m in model.modules())
-    assert (n_adapters > 0) == (method not in ('full', 'frozen'))
+    assert (n_adapters > 0) == (method not in ('full', 'frozen', 'scratch', 'rein'))
+    if method == 'rein':
+        assert any(isinstance(m, BlockAdapter) for m in model.modules())

@@ -2,7 +2,8 @@
 of a DWD-style (Pascal VOC per domain) dataset and report VOC mAP@0.5 (11-point) on unseen styles
 (realistic palette, night, fog, rain), on CPU in a few minutes.
 
-    python tools/demo_det.py [--method full|frozen|lora|pissa|sora|alore|hta|clora] [--iters N] [--pretrained PATH]
+    python tools/demo_det.py [--method sora|full|frozen|lora|pissa|alore|hta|clora|rein|scratch] [--iters N]
+        [--pretrained PATH|none]
         [--vis-backend tensorboard|wandb] [--verbose]
 """
 import argparse
@@ -17,11 +18,12 @@ from mmdg.apis.demo_det import DEFAULT_DATA_ROOT, run_demo_det  # noqa: E402
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--method', default='full', choices=METHODS, type=str.lower)
+    parser.add_argument('--method', default='sora', choices=METHODS, type=str.lower)
     parser.add_argument('--data-root', default=DEFAULT_DATA_ROOT)
     parser.add_argument('--work-dir', help='default: work_dirs/demo_det/<method>')
     parser.add_argument('--iters', type=int, help='training iterations (default: the config)')
-    parser.add_argument('--pretrained', help='local checkpoint of the demo ViT architecture')
+    parser.add_argument('--pretrained', help='another checkpoint of the demo ViT architecture, or none '
+                        'for random weights (default: the committed pre-trained demo backbone)')
     add_console_arguments(parser)
     args = parser.parse_args(argv)
     res = run_demo_det(args.method, args.data_root, args.work_dir, args.iters, args.pretrained,

@@ -1,3 +1,3 @@
-# Demo: frozen backbone, only the head trains.
-_base_ = './full.py'
+# Demo: frozen pre-trained backbone, only the head trains.
+_base_ = ['./_base_demo.py']
 model = dict(backbone=dict(freeze=True))

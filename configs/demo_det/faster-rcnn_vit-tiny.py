@@ -1,5 +1,6 @@
-# Detection demo: Faster R-CNN on the tiny ViT of the segmentation demo (6 blocks, width 192, patch 16),
-# full fine-tuning (tools/demo_det.py --method switches to the adapters of configs/demo/<method>.py),
+# Detection demo: Faster R-CNN on the pre-trained tiny ViT of the segmentation demo (6 blocks, width 192,
+# patch 16; tools/pretrain_demo_backbone.py), fully trained here (tools/demo_det.py --method takes a method's
+# backbone switches and backbone lr from configs/demo/<method>.py; its default is SoRA),
 # trained on the synthetic source style of the procedural DWD-style data.
 _base_ = [
     '../_base_/models/faster-rcnn_vit-l_det.py', '../_base_/datasets/dwd_demo_synthetic.py',
@@ -10,7 +11,7 @@ model = dict(
         arch='vit_small_patch14_dinov2',
         img_size=(128, 256),
         out_indices=(1, 3, 4, 5),
-        pretrained=None,  # a local checkpoint of the same architecture, if you have one
+        pretrained='{{ fileDirname }}/../../assets/demo_vit_tiny_pretrained.safetensors',
         frozen_blocks=0,
         model_kwargs=dict(embed_dim=192, depth=6, num_heads=3, init_values=1e-5)),
     neck=dict(in_channels=[192, 192, 192, 192], out_channels=64),

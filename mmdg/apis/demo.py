@@ -8,13 +8,15 @@ from typing import Dict, Optional
 
 from mmengine.config import Config
 
-from mmdg.apis.evaluation import add_visualization, domain_results, domain_test_config
+from mmdg.apis.evaluation import add_visualization, bare_model, domain_results, domain_test_config
 from mmdg.datasets.synthetic import write_cityscapes_layout
 from mmdg.evaluation import domain_table
 from mmdg.utils.console import add_vis_backend, build_runner
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-METHODS = ('full', 'frozen', 'lora', 'pissa', 'sora', 'alore', 'hta', 'clora')
+#: ``configs/demo/<method>.py``: the tuning methods on the pre-trained demo backbone, then ``scratch`` (the
+#: same ViT from random weights, fully trained: the baseline that shows what pre-training buys).
+METHODS = ('sora', 'full', 'frozen', 'lora', 'pissa', 'alore', 'hta', 'clora', 'rein', 'scratch')
 DEFAULT_DATA_ROOT = 'data/demo'
 
 
@@ -33,18 +35,19 @@ def _retarget(node, old: str, new: str):
 
 def demo_config(method: str, data_root: str = DEFAULT_DATA_ROOT, work_dir: Optional[str] = None,
                 max_iters: Optional[int] = None, pretrained: Optional[str] = None,
-                num_workers: Optional[int] = None) -> Config:
+                num_workers: Optional[int] = None, seed: Optional[int] = None) -> Config:
     if method not in METHODS:
         raise ValueError(f'unknown demo method {method!r}; choose from {", ".join(METHODS)}')
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'demo', f'{method}.py'))
     return adjust_demo_config(cfg, DEFAULT_DATA_ROOT, data_root, work_dir or osp.join('work_dirs', 'demo', method),
-                              max_iters, pretrained, num_workers)
+                              max_iters, pretrained, num_workers, seed)
 
 
 def adjust_demo_config(cfg: Config, default_root: str, data_root: str, work_dir: str, max_iters: Optional[int],
-                       pretrained: Optional[str], num_workers: Optional[int]) -> Config:
+                       pretrained: Optional[str], num_workers: Optional[int], seed: Optional[int] = None) -> Config:
     """Point a demo config (segmentation or detection) at ``data_root`` and ``work_dir``, stretch its
-    schedule to ``max_iters``, set the backbone's ``pretrained`` file and the loaders' workers."""
+    schedule to ``max_iters``, set the backbone's ``pretrained`` file (``'none'``: random weights), the
+    loaders' workers and the seed."""
     _retarget(cfg._cfg_dict, default_root, data_root)
     cfg.work_dir = work_dir
     if max_iters is not None:  # stretch the schedule (warm-up, decay) to the new length
@@ -55,7 +58,9 @@ def adjust_demo_config(cfg: Config, default_root: str, data_root: str, work_dir:
         cfg.train_cfg.max_iters = cfg.train_cfg.val_interval = max_iters
         cfg.default_hooks.checkpoint.interval = max_iters
     if pretrained:
-        cfg.model.backbone.pretrained = pretrained
+        cfg.model.backbone.pretrained = None if pretrained.lower() == 'none' else pretrained
+    if seed is not None:
+        cfg.randomness = dict(cfg.get('randomness') or {}, seed=seed)
     if num_workers is not None:
         for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
             cfg[key].num_workers = num_workers
@@ -63,23 +68,33 @@ def adjust_demo_config(cfg: Config, default_root: str, data_root: str, work_dir:
     return cfg
 
 
-def run_demo(method: str = 'full', data_root: str = DEFAULT_DATA_ROOT, work_dir: Optional[str] = None,
+def trainable_parameters(model) -> Dict[str, int]:
+    """Trainable parameters of a segmentor / detector: its backbone's and in all (shared ones once)."""
+    model = bare_model(model)
+    count = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)  # noqa: E731
+    return dict(backbone=count(model.backbone), total=count(model))
+
+
+def run_demo(method: str = 'sora', data_root: str = DEFAULT_DATA_ROOT, work_dir: Optional[str] = None,
              max_iters: Optional[int] = None, pretrained: Optional[str] = None, num_train: int = 200,
              num_val: int = 50, num_workers: Optional[int] = None, evaluate_untrained: bool = False,
-             num_overlays: int = 2, vis_backends=(), quiet: bool = True) -> Dict:
-    """Returns ``dict(trained=..., untrained=... or None, table=str, work_dir=str, log_file=str)``.
+             num_overlays: int = 2, vis_backends=(), quiet: bool = True, seed: Optional[int] = None) -> Dict:
+    """Returns ``dict(trained=..., untrained=... or None, table=str, work_dir=str, log_file=str,
+    seconds=float, parameters=dict(backbone=int, total=int))``.
     Scores come from the runner's test loop over every style (``Runner.test()``); ``quiet`` keeps the
     config and per-parameter lines in the log file, off the console."""
     t0 = time.time()
     write_cityscapes_layout(data_root, splits=dict(train=num_train, val=num_val))
-    cfg = demo_config(method, data_root, work_dir, max_iters, pretrained, num_workers)
+    cfg = demo_config(method, data_root, work_dir, max_iters, pretrained, num_workers, seed)
     # the test run below scores every style (with per-class IoU and pictures); the runner's own
-    # end-of-training validation over the same images would only repeat it
-    cfg.train_cfg.val_interval = cfg.train_cfg.max_iters + 1
+    # end-of-training validation over the same images would only repeat it (mmengine validates at the last
+    # iteration whatever val_interval says, so the loop's validation is moved past the end)
+    cfg.train_cfg.val_begin = cfg.train_cfg.max_iters + 1
     domain_test_config(cfg)
     for name in vis_backends:
         add_vis_backend(cfg, name)
     runner = build_runner(cfg, quiet=quiet)
+    parameters = trainable_parameters(runner.model)
     untrained = None
     if evaluate_untrained:
         runner.test()
@@ -92,8 +107,11 @@ def run_demo(method: str = 'full', data_root: str = DEFAULT_DATA_ROOT, work_dir:
     unseen = [n for n in trained if n != 'source']
     table = domain_table(trained, mean_over=unseen)
     with open(osp.join(cfg.work_dir, 'results.json'), 'w') as f:
-        json.dump(dict(method=method, trained=trained, untrained=untrained, seconds=time.time() - t0), f, indent=1)
+        json.dump(dict(method=method, seed=cfg.randomness.get('seed'), pretrained=cfg.model.backbone.pretrained,
+                       parameters=parameters, trained=trained, untrained=untrained, seconds=time.time() - t0),
+                  f, indent=1)
     with open(osp.join(cfg.work_dir, 'results.md'), 'w') as f:
         f.write(table + '\n')
     return dict(trained=trained, untrained=untrained, table=table, work_dir=cfg.work_dir,
-                log_file=osp.join(runner.log_dir, f'{runner.timestamp}.log'), seconds=time.time() - t0)
+                log_file=osp.join(runner.log_dir, f'{runner.timestamp}.log'), seconds=time.time() - t0,
+                parameters=parameters)

@@ -21,20 +21,27 @@ CONFIG = osp.join(REPO, 'configs', 'demo_det', 'faster-rcnn_vit-tiny.py')
 DIFFICULT_BELOW = 4
 
 
-def method_backbone(method: str) -> Dict:
-    """The backbone switches of a method (``adapter``, ``freeze``), from the segmentation demo's
-    ``configs/demo/<method>.py``: one definition of each method for both demos."""
+#: What a method changes in the backbone, in configs/demo/<method>.py (the pre-trained weights included).
+BACKBONE_SWITCHES = ('adapter', 'freeze', 'frozen_blocks', 'frozen_params', 'pretrained')
+
+
+def method_switches(method: str) -> Dict:
+    """The backbone switches of a method (adapter, frozen parts, weights) and its backbone lr multiplier,
+    from the segmentation demo's ``configs/demo/<method>.py``: one definition of each method for both demos."""
     if method not in METHODS:
         raise ValueError(f'unknown demo method {method!r}; choose from {", ".join(METHODS)}')
-    bb = Config.fromfile(osp.join(REPO, 'configs', 'demo', f'{method}.py')).model.backbone
-    return {k: bb[k] for k in ('adapter', 'freeze') if k in bb}
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'demo', f'{method}.py'))
+    backbone = {k: cfg.model.backbone[k] for k in BACKBONE_SWITCHES if k in cfg.model.backbone}
+    return dict(backbone=backbone, lr_mult=cfg.optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult)
 
 
 def demo_det_config(method: str = 'full', data_root: str = DEFAULT_DATA_ROOT, work_dir: Optional[str] = None,
                     max_iters: Optional[int] = None, pretrained: Optional[str] = None,
                     num_workers: Optional[int] = None) -> Config:
     cfg = Config.fromfile(CONFIG)
-    cfg.model.backbone.update(method_backbone(method))
+    switches = method_switches(method)
+    cfg.model.backbone.update(switches['backbone'])
+    cfg.optim_wrapper.paramwise_cfg.setdefault('custom_keys', {})['backbone'] = dict(lr_mult=switches['lr_mult'])
     return adjust_demo_config(cfg, DEFAULT_DATA_ROOT, data_root,
                               work_dir or osp.join('work_dirs', 'demo_det', method), max_iters, pretrained,
                               num_workers)

@@ -11,7 +11,7 @@ its scenes come from a seed stream of their own and their colours from random pa
 The model is exactly the demo backbone (built from ``configs/_base_/models/demo_vit_tiny_segformer.py``);
 a linear head on the last block's tokens predicts a 4x4 grid of group logits per 16x16 patch and is
 thrown away. The output is the ViT's state dict in timm layout (float16 safetensors, with the command,
-seed and held-out score in its metadata), which ``TimmViT(pretrained=...)`` loads.
+seed and held-out score in its ``record`` metadata), which ``TimmViT(pretrained=...)`` loads.
 """
 from __future__ import annotations
 
@@ -174,7 +174,9 @@ def pretrain(out: str, steps: int = 2400, batch_size: int = 32, lr: float = 1e-3
                   weight_decay=weight_decay, warmup=warmup, task='coarse groups ' + '/'.join(COARSE_GROUPS),
                   held_out_coarse=held_out, train_minutes=round(train_seconds / 60, 2),
                   torch=torch.__version__, threads=torch.get_num_threads())
-    meta = {k: json.dumps(v) if not isinstance(v, str) else v for k, v in record.items()}
+    # the file's metadata holds what made it, not how long it took, as one sorted JSON string (safetensors
+    # writes a map of several keys in an arbitrary order): the same run writes the same bytes
+    meta = dict(record=json.dumps({k: v for k, v in record.items() if k != 'train_minutes'}, sort_keys=True))
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     atomic_write(out, lambda f: f.write(save(state, metadata=meta)))
     record.update(sha256=file_sha256(out), parameters=sum(v.numel() for v in state.values()), log=log)

@@ -1,4 +1,6 @@
 # A small DINOv2-architecture ViT (6 blocks, width 192, patch 16) with a light all-MLP head: CPU-sized.
+# Its weights: the demo backbone pre-trained by tools/pretrain_demo_backbone.py (committed under assets/;
+# pretrained=None trains from scratch). Like the SoRA recipe, the first third of the blocks (2 of 6) stays frozen.
 norm_cfg = dict(type='BN', requires_grad=True)
 data_preprocessor = dict(
     type='SegDataPreProcessor',
@@ -14,7 +16,8 @@ model = dict(
         patch_size=16,
         out_indices=(1, 3, 4, 5),
         out_strides=(4, 8, 16, 32),
-        pretrained=None,  # a local checkpoint of the same architecture, if you have one
+        pretrained='{{ fileDirname }}/../../../assets/demo_vit_tiny_pretrained.safetensors',
+        frozen_blocks=2,
         model_kwargs=dict(embed_dim=192, depth=6, num_heads=3, init_values=1e-5),
     ),
     decode_head=dict(
