@@ -16,7 +16,8 @@ def test_reduced_comparison_has_every_method_and_pretraining_beats_scratch(tmp_p
     assert list(summary) == list(METHODS) and len(lines) == len(METHODS)
     rows = res['table'].splitlines()[2:]
     assert [r.split('|')[1].strip() for r in rows] == list(METHODS)
-    assert all(len(r.split('|')) == 2 + 2 + 1 + len(UNSEEN) + 1 + 1 for r in rows)  # every cell filled
+    # method, parameters, source, each unseen style, mean unseen, between the outer bars
+    assert all(len(r.split('|')) == 2 + 3 + len(UNSEEN) + 1 for r in rows)
     params = {m: s['parameters'] for m, s in summary.items()}
     assert params['frozen'] == 0 < params['sora'] < params['full'] < params['scratch']
     for m, s in summary.items():

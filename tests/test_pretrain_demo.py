@@ -72,3 +72,14 @@ def test_the_committed_backbone_is_the_documented_one():
     for key in ('steps', 'batch_size', 'lr', 'weight_decay', 'warmup', 'seed'):
         assert defaults[key] == record[key], key
     assert record['train_minutes'] <= 30, 'pre-training must fit in 30 minutes on 2 CPU cores'
+
+
+def test_the_committed_backbone_loads_as_it_is_under_either_resampling():
+    """Its 8x16 position grid is the model's: neither resampling may touch it (bicubic used to refuse a
+    non-square grid even when no resampling was needed; the detection demo's recipe uses bicubic)."""
+    from safetensors.torch import load_file
+    from mmdg.models.backbones.vit_weights import load_vit_weights
+    saved = load_file(DEMO_BACKBONE)
+    for resample in ('pinv', 'bicubic'):
+        vit = load_vit_weights(build_demo_vit(), DEMO_BACKBONE, patch_resample=resample)
+        torch.testing.assert_close(vit.pos_embed.detach(), saved['pos_embed'].float(), rtol=0, atol=0)

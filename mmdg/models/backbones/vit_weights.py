@@ -98,7 +98,9 @@ def resample_bicubic(state_dict: Dict[str, torch.Tensor], model: nn.Module) -> D
                                                        align_corners=False)
     pos = out.get('pos_embed')
     grid = tuple(model.patch_embed.grid_size)
-    if pos is not None and getattr(model, 'pos_embed', None) is not None:
+    own_pos = getattr(model, 'pos_embed', None)
+    # a grid of the model's size (square or not) is already what the model needs
+    if pos is not None and own_pos is not None and tuple(pos.shape) != tuple(own_pos.shape):
         prefix = _position_prefix(pos.shape[1], model)
         side = math.isqrt(pos.shape[1] - prefix)
         if (side, side) != grid:
