@@ -21,8 +21,8 @@ def test_adapter_only_checkpoint_roundtrip(tmp_path, demo_data):
     ckpt = torch.load(ckpt_path, weights_only=False)
     keys = ckpt['state_dict'].keys()
     assert ckpt['meta']['mmdg_adapter_only']
-    assert 'backbone.vit.blocks.0.attn.qkv.lora_A' in keys and 'backbone.vit.blocks.0.attn.qkv.base.bias' in keys
-    assert 'backbone.vit.blocks.0.attn.qkv.base.weight' not in keys and 'backbone.vit.pos_embed' not in keys
+    assert 'backbone.vit.blocks.2.attn.qkv.lora_A' in keys and 'backbone.vit.blocks.2.attn.qkv.base.bias' in keys
+    assert 'backbone.vit.blocks.2.attn.qkv.base.weight' not in keys and 'backbone.vit.pos_embed' not in keys
     assert any(k.startswith('decode_head.') for k in keys)
     n_saved = sum(v.numel() for v in ckpt['state_dict'].values())
     n_model = sum(v.numel() for v in runner.model.state_dict().values())
