@@ -179,7 +179,11 @@ def test_spectrum_subspace_of_trained_runs(spectrum_runs, tmp_path):
     by = {}
     for row in rows:
         by.setdefault(row['method'], []).append(row)
-    assert {len(v) for v in by.values()} == {6 * 6}  # q, k, v (split from qkv), proj, fc1, fc2 x 6 blocks
+    from mmengine.config import Config
+    first, stop = Config.fromfile(str(r / 'sora.py')).model.backbone.adapter.blocks
+    # q, k, v (split from qkv), proj, fc1, fc2 in each adapted block (the demo recipe adapts blocks 2-5)
+    assert {len(v) for v in by.values()} == {6 * (stop - first)}
+    assert {int(row['block']) for row in by['sora']} == set(range(first, stop))
     assert {row['layer'] for row in by['sora']} == {'q', 'k', 'v', 'proj', 'fc1', 'fc2'}
     f = lambda m, k: np.array([float(row[k]) for row in by[m]])  # noqa: E731
     assert f('sora', 'left_bottom').min() > 0.999 and f('sora', 'left_top').max() < 1e-3
