@@ -64,11 +64,16 @@ def test_installer_offline_uses_only_the_wheelhouse(tmp_path):
     assert '127.0.0.1:9' not in out  # the index was never tried
 
 
-def _plan(tmp_path, mode, nvcc: bool, **env):
+# a compiler-only toolkit (cuda-nvcc without the math libraries' headers), as nvcc -E reports it
+_NVCC_WITHOUT_CUBLAS = ('#!/bin/sh\necho "$2:2:10: fatal error: cublas_v2.h: No such file or directory" >&2\n'
+                        'exit 1\n')
+
+
+def _plan(tmp_path, mode, nvcc: bool, nvcc_script='#!/bin/sh\necho fake nvcc\n', **env):
     bin_dir = tmp_path / 'bin'
     bin_dir.mkdir(exist_ok=True)
     if nvcc:
-        (bin_dir / 'nvcc').write_text('#!/bin/sh\necho fake nvcc\n')
+        (bin_dir / 'nvcc').write_text(nvcc_script)
         (bin_dir / 'nvcc').chmod(0o755)
     path = f'{bin_dir}:/usr/bin:/bin'  # no system nvcc: only the fake one, when asked for
     return _run([sys.executable, 'tools/check_install.py', '--plan', mode],
@@ -91,6 +96,22 @@ def test_mmcv_ops_plan(tmp_path):
     ops, archs, tag = _plan(tmp_path, 'auto', nvcc=True, TORCH_CUDA_ARCH_LIST='9.0').stdout.split()
     assert archs == '9.0' and tag.endswith('_ops-cuda-9.0')
     assert _plan(tmp_path, 'cpu', nvcc=True).stdout.split()[0] == 'cpu'
+
+
+def test_mmcv_ops_plan_probes_the_toolkit_headers(tmp_path):
+    """An nvcc that cannot find cublas_v2.h would fail mmcv's build after minutes: auto builds CPU ops and
+    says why, cuda refuses with the missing header named, cpu never asks nvcc."""
+    import torch
+    if not torch.version.cuda:
+        pytest.skip('a CPU build of torch never probes nvcc')
+    res = _plan(tmp_path, 'auto', nvcc=True, nvcc_script=_NVCC_WITHOUT_CUBLAS)
+    assert res.returncode == 0 and res.stdout.split()[0] == 'cpu', res.stderr
+    assert 'cannot build mmcv\'s CUDA ops (fatal error: cublas_v2.h: No such file' in res.stderr
+    assert 'probe.cu' not in res.stderr  # the temporary file's name is noise
+    res = _plan(tmp_path, 'cuda', nvcc=True, nvcc_script=_NVCC_WITHOUT_CUBLAS)
+    assert res.returncode != 0 and 'MMCV_OPS=cuda but' in res.stderr and 'cublas_v2.h' in res.stderr
+    res = _plan(tmp_path, 'cpu', nvcc=True, nvcc_script=_NVCC_WITHOUT_CUBLAS)
+    assert res.returncode == 0 and res.stdout.split()[0] == 'cpu' and not res.stderr.strip()
 
 
 def test_mmcv_ops_plan_refuses_cuda_without_nvcc(tmp_path):

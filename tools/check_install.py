@@ -1,15 +1,19 @@
 """The installer's two decisions about mmcv, in one testable place (used by tools/install_env.sh).
 
 ``--plan``: which mmcv ops to build for this torch, printed as ``OPS ARCH_LIST CACHE_TAG``:
-CUDA ops whenever torch is a CUDA build and ``nvcc`` exists (``MMCV_OPS=auto``, the default), for the
-visible GPUs' architectures or, on a login node without a GPU, :data:`DEFAULT_ARCHS`.
+CUDA ops whenever torch is a CUDA build and ``nvcc`` exists and finds the CUDA headers torch's build
+needs (``MMCV_OPS=auto``, the default), for the visible GPUs' architectures or, on a login node without
+a GPU, :data:`DEFAULT_ARCHS`.
 ``--verify``: the final check; it fails loudly when torch sees a GPU but mmcv's ops lack CUDA kernels
 (Mask2Former's deformable attention would otherwise fail at the first GPU step).
 """
 import argparse
 import os
+import re
 import shutil
+import subprocess
 import sys
+import tempfile
 
 #: A100, RTX 30xx / A40, L40 / RTX 40xx, H100 / H200: the GPUs DG training runs on today.
 DEFAULT_ARCHS = '8.0;8.6;8.9;9.0'
@@ -22,14 +26,44 @@ def find_nvcc():
     return shutil.which('nvcc')
 
 
+#: What torch's CUDA headers include (ATen/cuda/CUDAContextLight.h): an nvcc-only toolkit (common in
+#: containers) lacks the math libraries' headers and fails mmcv's build after minutes of compiling.
+CUDA_BUILD_HEADERS = ('cuda_runtime.h', 'cublas_v2.h', 'cusparse.h')
+
+
+def cuda_toolkit_problem(nvcc: str):
+    """None when ``nvcc`` can preprocess :data:`CUDA_BUILD_HEADERS` with the include path torch's build
+    uses ($CUDA_HOME/include, else nvcc's ../include), else nvcc's first error line. Takes ~0.3 s."""
+    cuda_home = os.environ.get('CUDA_HOME') or os.environ.get('CUDA_PATH') or os.path.dirname(os.path.dirname(nvcc))
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, 'probe.cu')
+        with open(src, 'w') as f:
+            f.writelines(f'#include <{h}>\n' for h in CUDA_BUILD_HEADERS)
+        try:
+            res = subprocess.run([nvcc, '-E', src, '-I', os.path.join(cuda_home, 'include'), '-o', os.devnull],
+                                 capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f'{nvcc} did not run: {exc}'
+    if res.returncode == 0:
+        return None
+    lines = [re.sub(r'^\S*probe\.cu:[\d:]*\s*', '', ln.strip()) for ln in (res.stderr + res.stdout).splitlines()]
+    lines = [ln for ln in lines if ln]
+    return next((ln for ln in lines if 'error' in ln), lines[0] if lines else f'exit status {res.returncode}')
+
+
 def plan(mode: str):
     import torch
     cuda = torch.version.cuda
     if mode not in ('auto', 'cuda', 'cpu'):
         raise SystemExit(f'MMCV_OPS must be auto, cuda or cpu (got {mode!r})')
     nvcc = find_nvcc()
+    problem = cuda_toolkit_problem(nvcc) if cuda and nvcc and mode != 'cpu' else None
     if mode == 'auto':
-        mode = 'cuda' if cuda and nvcc else 'cpu'
+        if problem:
+            print(f'[install] note: {nvcc} cannot build mmcv\'s CUDA ops ({problem}); building CPU ops. '
+                  'For a GPU, point CUDA_HOME at a full CUDA toolkit and run make install MMCV_OPS=cuda',
+                  file=sys.stderr)
+        mode = 'cuda' if cuda and nvcc and not problem else 'cpu'
     torch_tag = f"torch-{torch.__version__.replace('+', '_')}_cuda-{cuda or 'none'}"
     if mode == 'cpu':
         return 'cpu', '-', f'{torch_tag}_ops-cpu'
@@ -37,6 +71,9 @@ def plan(mode: str):
         raise SystemExit(f'MMCV_OPS=cuda but torch {torch.__version__} is a CPU build')
     if not nvcc:
         raise SystemExit('MMCV_OPS=cuda but nvcc is neither on PATH nor in $CUDA_HOME/bin')
+    if problem:
+        raise SystemExit(f'MMCV_OPS=cuda but {nvcc} cannot build mmcv\'s CUDA ops: {problem}. Point CUDA_HOME at '
+                         f'a CUDA toolkit with the cuBLAS and cuSPARSE headers ({", ".join(CUDA_BUILD_HEADERS)})')
     archs = os.environ.get('TORCH_CUDA_ARCH_LIST')
     if not archs and torch.cuda.is_available():
         archs = ';'.join(sorted({'%d.%d' % torch.cuda.get_device_capability(i)
