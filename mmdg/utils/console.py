@@ -44,11 +44,20 @@ def add_vis_backend_argument(parser) -> None:
                         help='also log to this backend (repeatable); tensorboard / wandb need their package')
 
 
+#: Warnings that are the intended state, one per parameter: mmengine's optimizer constructor warns for
+#: every frozen parameter (74 lines for the SoRA demo), which buries the ones that matter. The log file keeps them.
+ROUTINE_WARNINGS = ('since its requires_grad=False',)
+
+
 class ConsoleFilter(logging.Filter):
-    """Lets through warnings and errors, and info records that are progress or results."""
+    """Lets through warnings and errors (but :data:`ROUTINE_WARNINGS`), and info records that are progress
+    or results."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.WARNING or str(record.msg).lstrip().startswith(PROGRESS_PREFIXES)
+        msg = str(record.msg)
+        if record.levelno >= logging.WARNING:
+            return not any(pattern in msg for pattern in ROUTINE_WARNINGS)
+        return msg.lstrip().startswith(PROGRESS_PREFIXES)
 
 
 def quiet_logger(logger: logging.Logger) -> logging.Logger:
