@@ -2,8 +2,8 @@
 real configs in configs/dg_seg through mmengine's registries (default scope mmdg), trained through the
 config's optimizer wrapper (its optimizer and paramwise settings).
 
-    python tools/benchmark_recipe.py --device cuda --deform-attn-fp32 --json recipe.json --md recipe.md
-    python tools/benchmark_recipe.py --device cuda --deform-attn-fp32 --loss-curve 200 \
+    python tools/benchmark_recipe.py --device cuda --json recipe.json --md recipe.md
+    python tools/benchmark_recipe.py --device cuda --loss-curve 200 \
         --skip train mfu svd loader slide det
     python tools/benchmark_recipe.py --device cpu --reduced --methods sora frozen     # smoke run, seconds
 
@@ -477,33 +477,8 @@ MEASURES = dict(train=measure_train, mfu=measure_mfu, svd=measure_svd, loader=me
 
 # ----------------------------------------------------------------------------------------------------
 # Running measurements in processes of their own
-def _deform_attn_in_fp32() -> None:
-    """mmcv 2.1's CUDA multi-scale deformable attention (Mask2Former's pixel decoder, DINO) has fp32 and
-    fp16 kernels only (its source dispatches on floating types and half), so under bf16 autocast it would
-    stop with "not implemented for 'BFloat16'". Run it in fp32 and hand bf16 back, the cast a bf16 recipe
-    needs; the CPU path (plain PyTorch ops) needs none."""
-    import torch
-    from mmcv.ops import multi_scale_deform_attn as msda
-    fn = msda.MultiScaleDeformableAttnFunction
-    if getattr(fn, '_mmdg_fp32', False):
-        return
-    apply = fn.apply
-
-    def apply_fp32(value, shapes, level_start_index, locations, weights, im2col_step):
-        if value.dtype != torch.bfloat16:
-            return apply(value, shapes, level_start_index, locations, weights, im2col_step)
-        with torch.autocast(value.device.type, enabled=False):
-            out = apply(value.float(), shapes, level_start_index, locations.float(), weights.float(), im2col_step)
-        return out.to(torch.bfloat16)
-
-    fn.apply = staticmethod(apply_fp32)
-    fn._mmdg_fp32 = True
-
-
 def _run_job(job: dict) -> dict:
     job = dict(job)
-    if job.pop('deform_attn_fp32', False):
-        _deform_attn_in_fp32()
     threads = job.pop('threads', None)
     if threads:
         import torch
@@ -593,9 +568,6 @@ def main(argv=None):
     p.add_argument('--data-dir', help='where to generate the data (default: a temporary folder, removed)')
     p.add_argument('--threads', type=int, help='torch CPU threads per measurement (default: torch\'s own; 1 '
                    'keeps a reduced run on a busy CPU from stalling on thread synchronisation)')
-    p.add_argument('--deform-attn-fp32', action='store_true',
-                   help="run mmcv's deformable attention in fp32 inside bf16 autocast (mmcv 2.1's CUDA kernel "
-                   'has no bf16 version: without this, bf16 rows on a GPU report that error)')
     p.add_argument('--json', help='write the results here')
     p.add_argument('--md', help='write the markdown tables here')
     p.add_argument('--child', help=argparse.SUPPRESS)
@@ -611,7 +583,7 @@ def main(argv=None):
 
     def run(job):
         t = time.perf_counter()
-        out = runner(dict(job, threads=args.threads, deform_attn_fp32=args.deform_attn_fp32))
+        out = runner(dict(job, threads=args.threads))
         log(f'  {time.perf_counter() - t:.1f} s' + (f', error: {out["error"]}' if 'error' in out else ''))
         return out
     env = environment(args.device)
