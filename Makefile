@@ -4,7 +4,8 @@
 #   make demo-compare           every method from the same pre-trained backbone: table + chart (SEEDS="0 1 2")
 #   make demo-det               the detection demo (DWD-style VOC data, per-domain mAP@0.5)
 #   make install MMCV_OPS=cpu   build mmcv without CUDA kernels (default auto: CUDA when torch has it and nvcc exists)
-#   make wheelhouse DIR=wh      collect every wheel + mmcv's source for an offline install;
+#   make wheelhouse DIR=wh      resolve here, collect the locked wheels + mmcv's source for an offline install
+#                               (TORCH=system: without torch; PRESENT=freeze.txt: without what the target has);
 #   make install WHEELHOUSE=wh  then installs from it with no network
 PYTHON ?= python3
 TORCH  ?= pinned

@@ -6,6 +6,7 @@ import sys
 import venv
 
 import pytest
+from packaging.version import Version
 
 from conftest import REPO
 
@@ -17,27 +18,102 @@ def _run(cmd, env=None, **kw):
                           capture_output=True, text=True, **kw)
 
 
-def test_wheelhouse_then_offline_install(tmp_path):
-    """tools/wheelhouse.sh collects a requirement set; a fresh venv installs it with the index disabled."""
-    reqs = tmp_path / 'reqs.txt'
-    reqs.write_text('addict==2.4.0\n')  # one small pure-python wheel keeps the test fast
-    house = tmp_path / 'house'
-    res = _run(['bash', 'tools/wheelhouse.sh', str(house)], env=dict(REQUIREMENTS=str(reqs), PYTHON=sys.executable))
+def _wheelhouse(house, reqs=None, **env):
+    """tools/wheelhouse.sh for the requirement file ``reqs`` (None: mmdg's own requirements)."""
+    env = dict(env, REQUIREMENTS=str(reqs)) if reqs else env
+    res = _run(['bash', 'tools/wheelhouse.sh', str(house)], env=dict(PYTHON=sys.executable, **env))
     if res.returncode and ('Could not find a version' in res.stderr or 'NewConnectionError' in res.stderr):
         pytest.skip('the package index is unreachable from this machine')
     assert res.returncode == 0, res.stderr
+    return res
+
+
+def test_wheelhouse_then_offline_install(tmp_path):
+    """tools/wheelhouse.sh resolves a requirement set into a lock and collects it; a fresh venv installs the
+    lock with the index disabled."""
+    reqs = tmp_path / 'reqs.txt'
+    reqs.write_text('addict==2.4.0\n')  # one small pure-python wheel keeps the test fast
+    house = tmp_path / 'house'
+    _wheelhouse(house, reqs)
     assert any(f.startswith('addict-2.4.0') for f in os.listdir(house)), os.listdir(house)
-    assert (house / 'requirements.lock.txt').read_text() == 'addict==2.4.0\n'
+    assert (house / 'install.lock.txt').read_text() == 'addict==2.4.0\n'
+    assert (house / 'requirements.in.txt').read_text() == 'addict==2.4.0\n'
 
     env_dir = tmp_path / 'venv'
     venv.create(env_dir, with_pip=True)
     py = str(env_dir / 'bin' / 'python')
     # PIP_INDEX_URL pointing nowhere: any attempt to reach an index would fail the install.
-    res = subprocess.run([py, '-m', 'pip', 'install', '--no-index', '--find-links', str(house), '-r', str(reqs)],
-                         env=dict(os.environ, PIP_INDEX_URL='http://127.0.0.1:9/simple', PIP_CONFIG_FILE=os.devnull), capture_output=True,
-                         text=True)
+    res = subprocess.run([py, '-m', 'pip', 'install', '--no-index', '--no-deps', '--find-links', str(house),
+                          '-r', str(house / 'install.lock.txt')],
+                         env=dict(os.environ, PIP_INDEX_URL='http://127.0.0.1:9/simple', PIP_CONFIG_FILE=os.devnull),
+                         capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert subprocess.run([py, '-c', 'import addict'], capture_output=True).returncode == 0
+
+
+def test_wheelhouse_for_a_system_torch_target_leaves_torch_and_what_is_present_out(tmp_path):
+    """TORCH=system: torch, torchvision and what only they need (3 GB of CUDA wheels) stay out; PRESENT (the
+    target's freeze) leaves out what the target has, here everything timm needs but timm itself."""
+    reqs = tmp_path / 'reqs.txt'
+    reqs.write_text('timm==1.0.31\n')
+    present = tmp_path / 'present.txt'
+    present.write_text('huggingface-hub==2.4.0\npyyaml\nsafetensors==0.8.0\n')
+    house = tmp_path / 'house'
+    res = _wheelhouse(house, reqs, TORCH='system', PRESENT=str(present))
+    assert (house / 'install.lock.txt').read_text() == 'timm==1.0.31\n', res.stderr
+    assert sorted(os.listdir(house)) == ['install.lock.txt', 'requirements.in.txt', 'timm-1.0.31-py3-none-any.whl']
+    assert "the target's own torch: 2" in res.stderr
+
+
+def _report(packages, requested=('app',)):
+    """A pip --report as `pip install --dry-run` writes it: {name: (version, [requires_dist])}."""
+    env = dict(implementation_name='cpython', implementation_version='3.11.7', os_name='posix',
+               platform_machine='x86_64', platform_release='', platform_system='Linux', platform_version='',
+               python_full_version='3.11.7', platform_python_implementation='CPython', python_version='3.11',
+               sys_platform='linux')
+    return dict(environment=env, install=[
+        dict(metadata=dict(name=n, version=v, requires_dist=deps), requested=n in requested)
+        for n, (v, deps) in packages.items()])
+
+
+def test_wheelhouse_lock_rules():
+    from packaging.requirements import Requirement
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    from wheelhouse_lock import lock
+    packages = {
+        'app': ('1.0', ['torch>=2', 'numpy>=1.24', 'opencv-python', 'setuptools<81', 'timm<1.1',
+                        'tomli; python_version < "3.11"', 'rich[jupyter]']),
+        'torch': ('2.14.0', ['nvidia-cublas', 'sympy', 'filelock']),
+        'nvidia-cublas': ('13.1', []), 'sympy': ('1.14', ['mpmath']), 'mpmath': ('1.3', []),
+        'filelock': ('3.0', []), 'numpy': ('2.4.0', []), 'opencv-python': ('5.1', ['numpy>=2']),
+        'setuptools': ('80.10', []), 'timm': ('1.0.31', ['torch', 'filelock']), 'tomli': ('2.0', []),
+        'rich': ('15.0', ['pygments', 'ipywidgets; extra == "jupyter"']), 'pygments': ('2.0', []),
+        'ipywidgets': ('8.0', []),
+    }
+    report = _report(packages)
+    roots = [Requirement('app')]
+    names = lambda locked: sorted(n for n, _ in locked)  # noqa: E731
+
+    everything, _ = lock(report, roots)
+    assert 'tomli' not in names(everything)  # its marker is false on 3.11
+    assert 'ipywidgets' in names(everything)  # rich[jupyter] pulls its extra in
+    assert names(lock(report, roots, python_version='3.10')[0]).count('tomli') == 1
+
+    locked, left_out = lock(report, roots, system_torch=True)
+    assert {'torch', 'nvidia-cublas', 'sympy', 'mpmath'} <= set(left_out)
+    assert 'filelock' in names(locked)  # timm needs it too: it stays
+    assert left_out['torch'] == "the target's own torch"
+
+    present = {'numpy': Version('2.5.2'), 'opencv-python-headless': Version('4.11'), 'setuptools': None,
+               'timm': Version('1.1.0'), 'pygments': None}
+    locked, left_out = lock(report, roots, system_torch=True, present=present)
+    locked = names(locked)
+    assert 'numpy' not in locked and 'opencv-python' not in locked  # headless provides cv2
+    assert 'setuptools' in locked  # capped (<81) and the target's version is unknown: installed over it
+    assert 'timm' in locked  # 1.1.0 breaks timm<1.1
+    assert 'pygments' not in locked  # uncapped: a bare name is enough
+    present['numpy'] = Version('1.20')  # below app's numpy>=1.24: installed over it
+    assert 'numpy' in names(lock(report, roots, system_torch=True, present=present)[0])
 
 
 def test_installer_refuses_bad_switches(tmp_path):
@@ -49,10 +125,11 @@ def test_installer_refuses_bad_switches(tmp_path):
 
 
 def test_installer_offline_uses_only_the_wheelhouse(tmp_path):
-    """With WHEELHOUSE set every pip call is --no-index: an empty wheelhouse fails on the first requirement
-    instead of reaching the network."""
+    """With WHEELHOUSE set every pip call is --no-index: a wheelhouse without the wheels its lock names fails
+    on the first one instead of reaching the network."""
     house = tmp_path / 'empty_house'
     house.mkdir()
+    (house / 'install.lock.txt').write_text('addict==2.4.0\n')
     venv_dir = tmp_path / 'v'
     res = _run(['bash', 'tools/install_env.sh'], env=dict(WHEELHOUSE=str(house), VENV=str(venv_dir),
                                                           PYTHON=sys.executable, PIP_INDEX_URL='http://127.0.0.1:9/x'),
@@ -157,3 +234,59 @@ def test_pip_install_editable_declares_the_runtime_requirements(tmp_path):
                                                                      'mmdet==3.3.0'}
     assert len(declared) == len([r for r in runtime if r])
     assert not [d for d in declared if d.startswith(('torch', 'mmcv'))]
+
+
+def _env_with_only(parent, src_site, leave_out):
+    """A venv at ``parent`` whose site-packages links every distribution of ``src_site`` but ``leave_out``:
+    a stand-in for a GPU image's environment (torch and friends, no OpenMMLab). Returns its freeze."""
+    import importlib.metadata as md
+    from packaging.utils import canonicalize_name
+    venv.create(parent, with_pip=False)
+    site_dir = next((parent / 'lib').glob('python*/site-packages'))
+    freeze, linked = [], set()
+    for dist in md.distributions(path=[src_site]):
+        if canonicalize_name(dist.metadata['Name']) in leave_out:
+            continue
+        freeze.append(f"{dist.metadata['Name']}=={dist.version}")
+        for f in dist.files or []:
+            top = str(f).split('/')[0]
+            if top not in linked and top != '__pycache__' and not top.startswith('..') and not top.endswith('.pth') \
+                    and osp.exists(osp.join(src_site, top)):
+                os.symlink(osp.join(src_site, top), site_dir / top)
+                linked.add(top)
+    return '\n'.join(sorted(freeze)) + '\n'
+
+
+def test_offline_install_over_a_system_torch_venv(tmp_path):
+    """The GPU-image case end to end: the machine's python is itself a venv holding torch, timm, OpenCV, ...
+    but no OpenMMLab. A wheelhouse made for it (TORCH=system, PRESENT=its freeze) holds only what it lacks,
+    and `install_env.sh TORCH=system WHEELHOUSE=...` installs from it with the index unreachable; the new
+    .venv sees the parent venv's torch (a plain --system-site-packages venv would not)."""
+    if sys.prefix == sys.base_prefix:
+        pytest.skip('the tests do not run in a virtual environment')
+    plan = _run([sys.executable, 'tools/check_install.py', '--plan', 'cpu']).stdout.split()
+    cache = osp.join(os.environ.get('MMDG_WHEEL_CACHE', osp.expanduser('~/.cache/mmdg/wheels')), plan[-1])
+    if not (osp.isdir(cache) and any(f.startswith('mmcv-2.1.0-') for f in os.listdir(cache))):
+        pytest.skip(f'no cached CPU-ops mmcv wheel in {cache} (make install builds it; 30 min to build here)')
+    import site
+    openmmlab = {'mmengine', 'mmsegmentation', 'mmdet', 'mmcv', 'mmdg', 'addict', 'yapf', 'terminaltables'}
+    parent = tmp_path / 'image_env'
+    (tmp_path / 'present.txt').write_text(_env_with_only(parent, site.getsitepackages()[0], openmmlab))
+    assert subprocess.run([str(parent / 'bin' / 'python'), '-c', 'import mmengine'], capture_output=True).returncode
+    house = tmp_path / 'house'
+    res = _wheelhouse(house, TORCH='system', PRESENT=str(tmp_path / 'present.txt'))
+    lock = (house / 'install.lock.txt').read_text()
+    assert 'mmengine==0.10.7' in lock and 'mmdet==3.3.0' in lock and 'addict==' in lock
+    assert 'torch' not in lock and 'timm' not in lock and 'numpy' not in lock, lock  # the image has them
+    assert (house / 'mmcv-2.1.0.tar.gz').exists()
+
+    venv_dir = tmp_path / 'venv'
+    res = _run(['bash', 'tools/install_env.sh'], timeout=900,
+               env=dict(PYTHON=str(parent / 'bin' / 'python'), TORCH='system', MMCV_OPS='cpu', WHEELHOUSE=str(house),
+                        VENV=str(venv_dir), PIP_INDEX_URL='http://127.0.0.1:9/simple'))
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    assert 'is itself a virtual environment' in res.stdout
+    assert '[install] ok: torch' in res.stdout + res.stderr
+    where = subprocess.run([str(venv_dir / 'bin' / 'python'), '-c', 'import mmengine, torch; print(mmengine.__file__)'],
+                           capture_output=True, text=True)
+    assert where.returncode == 0 and where.stdout.startswith(str(venv_dir)), where.stdout + where.stderr

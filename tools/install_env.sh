@@ -23,6 +23,10 @@ case "$MMCV_OPS" in auto|cuda|cpu) ;; *) echo "MMCV_OPS must be auto, cuda or cp
 if [[ -n "$WHEELHOUSE" && ! -d "$WHEELHOUSE" ]]; then
   echo "WHEELHOUSE=$WHEELHOUSE is not a folder; make one with: make wheelhouse DIR=$WHEELHOUSE" >&2; exit 2
 fi
+if [[ -n "$WHEELHOUSE" && ! -f "$WHEELHOUSE/install.lock.txt" ]]; then
+  echo "WHEELHOUSE=$WHEELHOUSE has no install.lock.txt (made by an older mmdg?); rebuild it with make wheelhouse" >&2
+  exit 2
+fi
 
 hash=$(cat requirements.txt requirements/*.txt setup.py $(ls mmdg/version.py 2>/dev/null) tools/install_env.sh \
        tools/check_install.py | sha256sum | cut -c1-16)
@@ -37,6 +41,14 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   if [[ "$TORCH" == system ]]; then
     log "creating $VENV with system site-packages (keeps your torch)"
     "$PYTHON" -m venv --system-site-packages "$VENV"
+    # A venv made from a venv's python sees the *base* interpreter's packages, not that venv's (where the
+    # torch usually is): point a .pth at them. Listed after .venv's own, so what mmdg installs still wins.
+    parent=$("$PYTHON" -c 'import site, sys; print(site.getsitepackages()[0] if sys.prefix != sys.base_prefix else "")')
+    if [[ -n "$parent" ]]; then
+      own=$("$VENV/bin/python" -c 'import site; print(site.getsitepackages()[0])')
+      echo "$parent" > "$own/_mmdg_parent_env.pth"
+      log "  $PYTHON is itself a virtual environment: its packages ($parent) are visible too"
+    fi
   else
     log "creating $VENV"
     "$PYTHON" -m venv "$VENV"
@@ -50,21 +62,25 @@ if [[ -n "$WHEELHOUSE" ]]; then
   log "offline install from $WHEELHOUSE"
 fi
 PIP=("$PY" -m pip install "${PIP_OPTS[@]}")
-
-log "build tools"
-"${PIP[@]}" -q -r requirements/build.txt
-
-if [[ "$TORCH" == system ]]; then
+if [[ "$TORCH" == system ]]; then  # before anything could pull a torch in
   "$PY" -c "import torch, torchvision" 2>/dev/null || {
     echo "TORCH=system but torch/torchvision cannot be imported by $PYTHON; install them first." >&2; exit 1; }
-else
-  log "torch / torchvision (pinned; the first time this downloads ~3 GB)"
-  "${PIP[@]}" -q -r requirements/torch.txt
 fi
 
-log "runtime requirements"
-"${PIP[@]}" -q -r requirements.txt
-
+if [[ -n "$WHEELHOUSE" ]]; then
+  # The exact list resolved when the wheelhouse was made, for this target: nothing to resolve offline.
+  log "the wheelhouse's $(wc -l < "$WHEELHOUSE/install.lock.txt") locked packages"
+  "${PIP[@]}" -q --no-deps -r "$WHEELHOUSE/install.lock.txt"
+else
+  log "build tools"
+  "${PIP[@]}" -q -r requirements/build.txt
+  if [[ "$TORCH" != system ]]; then
+    log "torch / torchvision (pinned; the first time this downloads ~3 GB)"
+    "${PIP[@]}" -q -r requirements/torch.txt
+  fi
+  log "runtime requirements"
+  "${PIP[@]}" -q -r requirements.txt
+fi
 # mmcv with compiled ops, built from its sdist against *this* torch. pip's own cache keys the wheel by
 # the sdist only, and a wheel built against another torch, CUDA or without CUDA kernels fails later
 # (undefined symbols at import, or "not compiled with GPU support" in the first deformable attention), so
@@ -105,8 +121,8 @@ if ! mmcv_ok; then
   fi
   log "installing $wheel"
   "${PIP[@]}" -q --no-deps --force-reinstall "$wheel"
-  # mmcv's own runtime requirements (without letting pip touch mmcv or torch).
-  "${PIP[@]}" -q -r requirements/mmcv_runtime.txt
+  # mmcv's own runtime requirements (without letting pip touch mmcv or torch); a wheelhouse's lock has them.
+  [[ -n "$WHEELHOUSE" ]] || "${PIP[@]}" -q -r requirements/mmcv_runtime.txt
 fi
 
 log "mmdg (editable)"
