@@ -70,3 +70,20 @@ def test_reduced_cpu_run_reports_every_section(tmp_path):
 
     md = open(out_md).read()
     assert 'REDUCED' in md and '| sora |' in md and 'DINO' in md
+
+
+def test_time_budget_records_what_was_not_run(tmp_path):
+    """--time-budget: measurements that would start after it are recorded as not run, the report still
+    prints, and the JSON (rewritten after every measurement) holds them."""
+    out_json = str(tmp_path / 'recipe.json')
+    cmd = [sys.executable, osp.join(REPO, 'tools', 'benchmark_recipe.py'), '--device', 'cpu', '--reduced',
+           '--methods', 'sora', '--steps', '1', '--warmup', '0', '--precisions', 'bf16', '--grad-ckpt', 'off',
+           '--skip', 'mfu', 'loader', 'slide', 'det', '--threads', '1', '--time-budget', '0', '--json', out_json]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300,
+                         env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert res.returncode == 0, res.stderr[-3000:]
+    r = json.load(open(out_json))
+    assert 'not run: the --time-budget of 0 s was spent' in r['train']['sora']['bf16']['error']
+    assert 'not run' in r['svd']['error']
+    assert 'not run' in res.stdout  # the markdown says so rather than leaving a blank row
+    assert not osp.exists(out_json + '.part')

@@ -568,7 +568,10 @@ def main(argv=None):
     p.add_argument('--data-dir', help='where to generate the data (default: a temporary folder, removed)')
     p.add_argument('--threads', type=int, help='torch CPU threads per measurement (default: torch\'s own; 1 '
                    'keeps a reduced run on a busy CPU from stalling on thread synchronisation)')
-    p.add_argument('--json', help='write the results here')
+    p.add_argument('--time-budget', type=float, metavar='S',
+                   help='start no measurement after S seconds (those left are recorded as not run): for a '
+                   'machine lent for a fixed time')
+    p.add_argument('--json', help='write the results here (rewritten after every measurement)')
     p.add_argument('--md', help='write the markdown tables here')
     p.add_argument('--child', help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -581,17 +584,30 @@ def main(argv=None):
         _warm_imports()
     runner = _in_fork if cpu else _in_subprocess
 
-    def run(job):
-        t = time.perf_counter()
-        out = runner(dict(job, threads=args.threads))
-        log(f'  {time.perf_counter() - t:.1f} s' + (f', error: {out["error"]}' if 'error' in out else ''))
-        return out
     env = environment(args.device)
     env['torch_threads'] = args.threads or 'default'
     peak = args.peak_tflops or (None if cpu else default_peak_tflops(env['device']))
     common = dict(device=args.device, reduced=args.reduced)
     timing = dict(common, steps=args.steps, warmup=args.warmup)
     res = dict(env=env, args={k: v for k, v in vars(args).items() if k != 'child'}, peak_tflops=peak)
+    started = time.perf_counter()
+
+    def save():
+        """The JSON so far, replaced whole: a run stopped midway keeps every measurement that finished."""
+        if args.json:
+            with open(args.json + '.part', 'w') as f:
+                json.dump(res, f, indent=1)
+            os.replace(args.json + '.part', args.json)
+
+    def run(job):
+        save()
+        t = time.perf_counter()
+        if args.time_budget is not None and t - started > args.time_budget:
+            out = dict(error=f'not run: the --time-budget of {args.time_budget:.0f} s was spent')
+        else:
+            out = runner(dict(job, threads=args.threads))
+        log(f'  {time.perf_counter() - t:.1f} s' + (f', error: {out["error"]}' if 'error' in out else ''))
+        return out
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
@@ -659,9 +675,7 @@ def main(argv=None):
             log(f'detection {prec} ...')
             res['det'][prec] = run(dict(kind='det', precision=prec, **timing))
 
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(res, f, indent=1)
+    save()
     md = report(res)
     if args.md:
         with open(args.md, 'w') as f:
