@@ -72,3 +72,43 @@ def test_importing_mmdg_models_patches_mmcvs_op():
     import mmdg.models  # noqa: F401
     from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttnFunction
     assert getattr(MultiScaleDeformableAttnFunction, '_mmdg_bf16_as_fp32', False)
+
+
+def _cuda_ops():
+    if not torch.cuda.is_available():
+        return False
+    from mmcv.ops import get_compiling_cuda_version
+    return get_compiling_cuda_version() != 'not available'
+
+
+@pytest.mark.skipif(not _cuda_ops(), reason='needs a GPU and mmcv built with CUDA ops')
+def test_on_a_gpu_mmcvs_kernel_refuses_bf16_and_the_cast_matches_fp32():
+    """On a GPU: mmcv's own kernel refuses bf16 (the reason for the cast); through mmdg's cast, bf16 inputs
+    give what mmcv's PyTorch reference gives on the same numbers in fp32, gradients included; and the
+    whole module trains a step under bf16 autocast."""
+    import mmdg.models  # noqa: F401
+    from mmcv.ops import MultiScaleDeformableAttention
+    from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttnFunction as fn
+    value, shapes, start, locations, weights, step = (t.cuda() if torch.is_tensor(t) else t for t in inputs())
+    value = value.detach().bfloat16().requires_grad_()
+    with pytest.raises(RuntimeError, match='BFloat16'):
+        fn._mmdg_original_apply(value, shapes, start, locations, weights, step)
+
+    with torch.autocast('cuda', dtype=torch.bfloat16):
+        out = fn.apply(value, shapes, start, locations, weights, step)
+    assert out.dtype == torch.bfloat16
+    out.float().square().sum().backward()
+    value32 = value.detach().float().requires_grad_()
+    ref = multi_scale_deformable_attn_pytorch(value32, shapes, locations, weights)
+    ref.square().sum().backward()
+    torch.testing.assert_close(out.float(), ref, atol=2e-2, rtol=2e-2)  # bf16 rounding of the output
+    torch.testing.assert_close(value.grad.float(), value32.grad, atol=5e-2, rtol=5e-2)
+
+    attn = MultiScaleDeformableAttention(embed_dims=64, num_heads=4, num_levels=2, num_points=3,
+                                         batch_first=True).cuda()
+    query = torch.randn(2, 30, 64, device='cuda', requires_grad=True)
+    with torch.autocast('cuda', dtype=torch.bfloat16):
+        y = attn(query, value=query, reference_points=torch.rand(2, 30, 2, 2, device='cuda'),
+                 spatial_shapes=shapes, level_start_index=start)
+    y.float().square().mean().backward()
+    assert torch.isfinite(y.float()).all() and torch.isfinite(query.grad).all() and query.grad.abs().sum() > 0

@@ -32,6 +32,7 @@ def run_in_fp32_for_bf16(function_cls) -> bool:
 
     function_cls.apply = staticmethod(apply_bf16_as_fp32)
     function_cls._mmdg_bf16_as_fp32 = True
+    function_cls._mmdg_original_apply = staticmethod(apply)  # mmcv's own, for tests and comparisons
     return True
 
 
