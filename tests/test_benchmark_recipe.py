@@ -87,3 +87,30 @@ def test_time_budget_records_what_was_not_run(tmp_path):
     assert 'not run' in r['svd']['error']
     assert 'not run' in res.stdout  # the markdown says so rather than leaving a blank row
     assert not osp.exists(out_json + '.part')
+
+
+def test_gpu_benchmark_script_runs_its_parts_and_respects_the_budget(tmp_path):
+    """tools/gpu_benchmark.sh, the one command for a GPU machine, as a CPU smoke run at reduced size: every
+    part writes its JSON and markdown; with no budget left no part runs and the log says so."""
+    env = dict(os.environ, PY=sys.executable, DEVICE='cpu', LOSS_CURVE='2', MARGIN_S='0', OMP_NUM_THREADS='1',
+               BENCH_ARGS='--reduced --steps 1 --warmup 0 --threads 1 --precisions bf16 --grad-ckpt off '
+                          '--methods sora --loader-workers 0')
+    results = tmp_path / 'results'
+    res = subprocess.run(['bash', 'tools/gpu_benchmark.sh'], cwd=REPO, capture_output=True, text=True, timeout=900,
+                         env=dict(env, RESULTS=str(results), BUDGET_S='900'))
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    parts = ('recipe_sora', 'recipe_loss', 'recipe_all')
+    assert sorted(os.listdir(results)) == sorted(['log.txt'] + [p + e for p in parts for e in ('.json', '.md')])
+    sora, loss, every = (json.load(open(results / f'{p}.json')) for p in parts)
+    assert {'train', 'mfu', 'svd', 'loader'} <= set(sora) and 'slide' not in sora
+    assert loss['loss_curve']['bf16']['finite'] and 'train' not in loss
+    assert {'train', 'slide', 'det'} <= set(every)
+    assert 'error' not in json.dumps([sora, loss, every])
+    log = (results / 'log.txt').read_text()
+    assert 'passed' in log  # the GPU tests ran (their GPU case skipped here)
+
+    res = subprocess.run(['bash', 'tools/gpu_benchmark.sh'], cwd=REPO, capture_output=True, text=True, timeout=300,
+                         env=dict(env, RESULTS=str(tmp_path / 'none'), BUDGET_S='0'))
+    assert res.returncode == 0
+    assert [p for p in parts if f'{p}: not run (budget spent)' in res.stdout] == list(parts)
+    assert not any(f.endswith('.json') for f in os.listdir(tmp_path / 'none'))
