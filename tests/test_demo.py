@@ -26,7 +26,9 @@ def test_short_demo_learns(tmp_path, demo_data, capsys):
     assert 'paramwise_options' not in console.out
     # one warning per frozen parameter (blocks 0-1 of the full demo) is the intended state: log file only
     assert 'requires_grad=False' not in console.out + console.err
+    assert 'will be deprecated in future' not in console.out + console.err  # mmengine's own API notices
     log = open(res['log_file']).read()
     assert 'Config:' in log and 'per-class IoU / Acc by domain' in log
     assert 'backbone.vit.blocks.0.attn.qkv.weight is skipped since its requires_grad=False' in log
+    assert '"FileClient" will be deprecated in future' in log
     assert (tmp_path / 'work' / 'results.json').exists() and (tmp_path / 'work' / 'results.md').exists()

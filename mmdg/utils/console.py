@@ -44,9 +44,13 @@ def add_vis_backend_argument(parser) -> None:
                         help='also log to this backend (repeatable); tensorboard / wandb need their package')
 
 
-#: Warnings that are the intended state, one per parameter: mmengine's optimizer constructor warns for
-#: every frozen parameter (74 lines for the SoRA demo), which buries the ones that matter. The log file keeps them.
-ROUTINE_WARNINGS = ('since its requires_grad=False',)
+#: Warnings that say nothing a user can act on and bury the ones that matter (mmengine's optimizer
+#: constructor alone warns for every frozen parameter: 74 lines in the SoRA demo). The log file keeps them.
+ROUTINE_WARNINGS = (
+    'since its requires_grad=False',  # one per frozen parameter: the intended state of every PEFT run
+    # mmengine's notices about its own file-client API, raised from inside mmengine / mmseg: nothing to act on
+    '"FileClient" will be deprecated', '"HardDiskBackend" is the alias of "LocalBackend"',
+)
 
 
 class ConsoleFilter(logging.Filter):
