@@ -168,9 +168,10 @@ def test_mmcv_ops_plan(tmp_path):
     if not cuda:
         assert res.stdout.split()[0] == 'cpu'
         return
-    ops, archs, tag = res.stdout.split()
+    ops, archs, tag, cpath = res.stdout.split()
+    assert cpath == '-'  # the fake nvcc finds every header
     assert ops == 'cuda' and archs == '8.0;8.6;8.9;9.0' and tag.endswith('_ops-cuda-8.0_8.6_8.9_9.0')
-    ops, archs, tag = _plan(tmp_path, 'auto', nvcc=True, TORCH_CUDA_ARCH_LIST='9.0').stdout.split()
+    ops, archs, tag, _ = _plan(tmp_path, 'auto', nvcc=True, TORCH_CUDA_ARCH_LIST='9.0').stdout.split()
     assert archs == '9.0' and tag.endswith('_ops-cuda-9.0')
     assert _plan(tmp_path, 'cpu', nvcc=True).stdout.split()[0] == 'cpu'
 
@@ -189,6 +190,28 @@ def test_mmcv_ops_plan_probes_the_toolkit_headers(tmp_path):
     assert res.returncode != 0 and 'MMCV_OPS=cuda but' in res.stderr and 'cublas_v2.h' in res.stderr
     res = _plan(tmp_path, 'cpu', nvcc=True, nvcc_script=_NVCC_WITHOUT_CUBLAS)
     assert res.returncode == 0 and res.stdout.split()[0] == 'cpu' and not res.stderr.strip()
+
+
+# an nvcc that finds the math libraries' headers only on CPATH (the toolkit itself is compiler-only)
+_NVCC_HEADERS_ON_CPATH_ONLY = ('#!/bin/sh\nIFS=:\nfor d in $CPATH; do [ -f "$d/cublas_v2.h" ] && exit 0; done\n'
+                               'echo "$2:2:10: fatal error: cublas_v2.h: No such file or directory" >&2\nexit 1\n')
+
+
+def test_mmcv_ops_plan_uses_the_headers_of_torchs_nvidia_wheels(tmp_path):
+    """A compiler-only toolkit beside a pip torch whose NVIDIA wheels carry cublas_v2.h & co: CUDA ops,
+    with those folders handed to the build as CPATH (the same toolkit without them: CPU ops)."""
+    import torch
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    from check_install import pip_cuda_include_dirs
+    dirs = pip_cuda_include_dirs()
+    if not torch.version.cuda or not any(osp.exists(osp.join(d, 'cublas_v2.h')) for d in dirs):
+        pytest.skip("this torch came without NVIDIA wheels holding cublas_v2.h")
+    for mode in ('auto', 'cuda'):
+        res = _plan(tmp_path, mode, nvcc=True, nvcc_script=_NVCC_HEADERS_ON_CPATH_ONLY, CPATH='')
+        assert res.returncode == 0, res.stderr
+        ops, archs, tag, cpath = res.stdout.split()
+        assert ops == 'cuda' and cpath == os.pathsep.join(dirs), res.stdout
+        assert "using those of torch's NVIDIA wheels" in res.stderr
 
 
 def test_mmcv_ops_plan_refuses_cuda_without_nvcc(tmp_path):
@@ -265,7 +288,7 @@ def test_offline_install_over_a_system_torch_venv(tmp_path):
     if sys.prefix == sys.base_prefix:
         pytest.skip('the tests do not run in a virtual environment')
     plan = _run([sys.executable, 'tools/check_install.py', '--plan', 'cpu']).stdout.split()
-    cache = osp.join(os.environ.get('MMDG_WHEEL_CACHE', osp.expanduser('~/.cache/mmdg/wheels')), plan[-1])
+    cache = osp.join(os.environ.get('MMDG_WHEEL_CACHE', osp.expanduser('~/.cache/mmdg/wheels')), plan[2])
     if not (osp.isdir(cache) and any(f.startswith('mmcv-2.1.0-') for f in os.listdir(cache))):
         pytest.skip(f'no cached CPU-ops mmcv wheel in {cache} (make install builds it; 30 min to build here)')
     import site

@@ -1,13 +1,15 @@
 """The installer's two decisions about mmcv, in one testable place (used by tools/install_env.sh).
 
-``--plan``: which mmcv ops to build for this torch, printed as ``OPS ARCH_LIST CACHE_TAG``:
+``--plan``: which mmcv ops to build for this torch, printed as ``OPS ARCH_LIST CACHE_TAG CPATH``:
 CUDA ops whenever torch is a CUDA build and ``nvcc`` exists and finds the CUDA headers torch's build
 needs (``MMCV_OPS=auto``, the default), for the visible GPUs' architectures or, on a login node without
-a GPU, :data:`DEFAULT_ARCHS`.
+a GPU, :data:`DEFAULT_ARCHS`. CPATH (``-``: none) names header folders the build must add: those of torch's
+NVIDIA wheels when the toolkit is compiler-only.
 ``--verify``: the final check; it fails loudly when torch sees a GPU but mmcv's ops lack CUDA kernels
 (Mask2Former's deformable attention would otherwise fail at the first GPU step).
 """
 import argparse
+import glob
 import os
 import re
 import shutil
@@ -19,8 +21,12 @@ import tempfile
 DEFAULT_ARCHS = '8.0;8.6;8.9;9.0'
 
 
+def _cuda_home_from_env():
+    return os.environ.get('CUDA_HOME') or os.environ.get('CUDA_PATH')
+
+
 def find_nvcc():
-    cuda_home = os.environ.get('CUDA_HOME') or os.environ.get('CUDA_PATH')
+    cuda_home = _cuda_home_from_env()
     if cuda_home and os.access(os.path.join(cuda_home, 'bin', 'nvcc'), os.X_OK):
         return os.path.join(cuda_home, 'bin', 'nvcc')
     return shutil.which('nvcc')
@@ -31,17 +37,26 @@ def find_nvcc():
 CUDA_BUILD_HEADERS = ('cuda_runtime.h', 'cublas_v2.h', 'cusparse.h')
 
 
-def cuda_toolkit_problem(nvcc: str):
+def pip_cuda_include_dirs():
+    """The include folders of the NVIDIA wheels installed beside torch (``site-packages/nvidia/*/include``):
+    they hold the cuBLAS / cuSPARSE headers that a compiler-only toolkit lacks."""
+    import torch
+    return sorted(glob.glob(os.path.join(os.path.dirname(os.path.dirname(torch.__file__)), 'nvidia', '*', 'include')))
+
+
+def cuda_toolkit_problem(nvcc: str, cpath: str = ''):
     """None when ``nvcc`` can preprocess :data:`CUDA_BUILD_HEADERS` with the include path torch's build
-    uses ($CUDA_HOME/include, else nvcc's ../include), else nvcc's first error line. Takes ~0.3 s."""
-    cuda_home = os.environ.get('CUDA_HOME') or os.environ.get('CUDA_PATH') or os.path.dirname(os.path.dirname(nvcc))
+    uses ($CUDA_HOME/include, else nvcc's ../include; plus ``cpath`` as ``CPATH``), else nvcc's first
+    error line. Takes ~0.3 s."""
+    cuda_home = _cuda_home_from_env() or os.path.dirname(os.path.dirname(nvcc))
+    env = dict(os.environ, CPATH=os.pathsep.join(p for p in (cpath, os.environ.get('CPATH', '')) if p))
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, 'probe.cu')
         with open(src, 'w') as f:
             f.writelines(f'#include <{h}>\n' for h in CUDA_BUILD_HEADERS)
         try:
             res = subprocess.run([nvcc, '-E', src, '-I', os.path.join(cuda_home, 'include'), '-o', os.devnull],
-                                 capture_output=True, text=True, timeout=120)
+                                 capture_output=True, text=True, timeout=120, env=env)
         except (OSError, subprocess.TimeoutExpired) as exc:
             return f'{nvcc} did not run: {exc}'
     if res.returncode == 0:
@@ -58,6 +73,13 @@ def plan(mode: str):
         raise SystemExit(f'MMCV_OPS must be auto, cuda or cpu (got {mode!r})')
     nvcc = find_nvcc()
     problem = cuda_toolkit_problem(nvcc) if cuda and nvcc and mode != 'cpu' else None
+    cpath = ''
+    if problem:  # a compiler-only toolkit beside torch's NVIDIA wheels, which carry the missing headers
+        dirs = os.pathsep.join(pip_cuda_include_dirs())
+        if dirs and cuda_toolkit_problem(nvcc, dirs) is None:
+            problem, cpath = None, dirs
+            print(f'[install] {nvcc} lacks some CUDA headers; using those of torch\'s NVIDIA wheels '
+                  '(site-packages/nvidia/*/include)', file=sys.stderr)
     if mode == 'auto':
         if problem:
             print(f'[install] note: {nvcc} cannot build mmcv\'s CUDA ops ({problem}); building CPU ops. '
@@ -66,7 +88,7 @@ def plan(mode: str):
         mode = 'cuda' if cuda and nvcc and not problem else 'cpu'
     torch_tag = f"torch-{torch.__version__.replace('+', '_')}_cuda-{cuda or 'none'}"
     if mode == 'cpu':
-        return 'cpu', '-', f'{torch_tag}_ops-cpu'
+        return 'cpu', '-', f'{torch_tag}_ops-cpu', '-'
     if not cuda:
         raise SystemExit(f'MMCV_OPS=cuda but torch {torch.__version__} is a CPU build')
     if not nvcc:
@@ -79,7 +101,7 @@ def plan(mode: str):
         archs = ';'.join(sorted({'%d.%d' % torch.cuda.get_device_capability(i)
                                  for i in range(torch.cuda.device_count())}))
     archs = archs or DEFAULT_ARCHS
-    return 'cuda', archs, f"{torch_tag}_ops-cuda-{archs.replace(';', '_').replace(' ', '_')}"
+    return 'cuda', archs, f"{torch_tag}_ops-cuda-{archs.replace(';', '_').replace(' ', '_')}", cpath or '-'
 
 
 def verify(want_cuda_ops: bool = False) -> str:

@@ -85,9 +85,10 @@ fi
 # the sdist only, and a wheel built against another torch, CUDA or without CUDA kernels fails later
 # (undefined symbols at import, or "not compiled with GPU support" in the first deformable attention), so
 # ours is keyed by all three.
-read -r ops archs cache_tag < <("$PY" tools/check_install.py --plan "$MMCV_OPS") || exit 1
-[[ -n "${cache_tag:-}" ]] || exit 1
+read -r ops archs cache_tag cuda_cpath < <("$PY" tools/check_install.py --plan "$MMCV_OPS") || exit 1
+[[ -n "${cuda_cpath:-}" ]] || exit 1
 [[ "$ops" == cpu ]] || export TORCH_CUDA_ARCH_LIST=$archs
+[[ "$cuda_cpath" == - ]] || export CPATH="$cuda_cpath${CPATH:+:$CPATH}"  # headers from torch's NVIDIA wheels
 want_cuda_ops=$([[ "$ops" == cuda ]] && echo 1 || echo 0)
 
 mmcv_ok() {
