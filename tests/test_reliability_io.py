@@ -189,15 +189,25 @@ def test_ctrl_c_stops_with_one_line_and_a_loadable_checkpoint(tmp_path, demo_dat
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     cfg.train_cfg.val_interval = 10_000
     cfg.dump(str(tmp_path / 'cfg.py'))
-    proc = subprocess.Popen([sys.executable, 'tools/train.py', str(tmp_path / 'cfg.py')], cwd=REPO, env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # The output goes to a file, not a pipe: nobody reads a pipe while the test polls, and a full pipe
+    # would block the run before it reaches a checkpoint.
+    log_path = tmp_path / 'train.out'
+    with open(log_path, 'w') as log_file:
+        proc = subprocess.Popen([sys.executable, 'tools/train.py', str(tmp_path / 'cfg.py')], cwd=REPO, env=ENV,
+                                stdout=log_file, stderr=subprocess.STDOUT, text=True)
     def last_saved_iter():  # max_keep_ckpts=1 deletes iter_2.pth once iter_3.pth lands: any iter >= 2 will do
         return max((int(p.stem.split('_')[1]) for p in work.glob('iter_*.pth')), default=0)
     deadline = time.time() + 300
     while last_saved_iter() < 2 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.2)
+    assert last_saved_iter() >= 2, log_path.read_text()[-3000:]
     proc.send_signal(signal.SIGINT)
-    out = proc.communicate(timeout=120)[0]
+    try:
+        proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError('no exit 120 s after Ctrl-C:\n' + log_path.read_text()[-3000:]) from None
+    out = log_path.read_text()
     assert proc.returncode == 130, out[-3000:]
     assert 'Traceback' not in out, out[-3000:]
     line = next(t for t in out.splitlines() if t.startswith('interrupted (Ctrl-C) at iteration'))
