@@ -3,18 +3,19 @@
 #   make demo METHOD=full       pick the backbone tuning method of the demo (default sora)
 #   make demo-compare           every method from the same pre-trained backbone: table + chart (SEEDS="0 1 2")
 #   make demo-det               the detection demo (DWD-style VOC data, per-domain mAP@0.5)
-#   make install MMCV_OPS=cpu   build mmcv without CUDA kernels (default auto: CUDA when torch has it and nvcc exists)
+#   make install MMCV_OPS=cuda  build mmcv with CUDA kernels (default auto: CUDA only where a GPU is visible or
+#                               TORCH_CUDA_ARCH_LIST is set; MMCV_OPS=cpu never)
 #   make wheelhouse DIR=wh      resolve here, collect the locked wheels + mmcv's source for an offline install
 #                               (TORCH=system: without torch; PRESENT=freeze.txt: without what the target has);
 #   make install WHEELHOUSE=wh  then installs from it with no network
 PYTHON ?= python3
-TORCH  ?= pinned
+TORCH  ?=# empty: what .venv has (pinned torch for a new one)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 METHOD ?= sora
 SEEDS ?= 0
 DEMO_ARGS ?=
-MMCV_OPS ?= auto
+MMCV_OPS ?=# empty = auto: CUDA ops where a GPU is visible or TORCH_CUDA_ARCH_LIST is set
 WHEELHOUSE ?=
 DIR ?=
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Create or refresh the project environment (.venv) with the pinned stack of docs/install.md.
 # Idempotent: a stamp holding the hash of every requirement file makes a second run a no-op.
-#   TORCH=pinned (default)  install torch/torchvision from requirements/torch.txt
+#   TORCH=pinned            install torch/torchvision from requirements/torch.txt (a new environment's default)
 #   TORCH=system            keep the torch already importable by $PYTHON (e.g. your CUDA build):
 #                           the venv sees system site-packages and torch is never reinstalled.
-#   MMCV_OPS=auto (default) build mmcv's CUDA ops whenever torch has CUDA and nvcc exists, else CPU ops
-#   MMCV_OPS=cuda|cpu       force one (cpu: a machine that will never run mmcv's ops on a GPU)
+#   MMCV_OPS=auto (default) CUDA ops where a GPU is visible or TORCH_CUDA_ARCH_LIST is set (and a probe
+#                           compile succeeds), else CPU ops; the first build line says which and why
+#   MMCV_OPS=cuda|cpu       ask for one kind explicitly (rebuilds mmcv if the environment has the other)
 #   TORCH_CUDA_ARCH_LIST    GPU architectures of a CUDA build (default: the visible GPUs', else
 #                           "8.0;8.6;8.9;9.0": A100, RTX 30xx/A40, L40/RTX 40xx, H100/H200)
 #   WHEELHOUSE=DIR          install with no network from a folder made by tools/wheelhouse.sh
@@ -13,13 +14,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-TORCH=${TORCH:-pinned}
+REQ_TORCH=${TORCH:-}    # empty: whatever the environment has (pinned for a new one)
+REQ_OPS=${MMCV_OPS:-}   # empty or auto: whatever serves this machine
 VENV=${VENV:-.venv}
 MMCV_VERSION=2.1.0
 WHEEL_CACHE=${MMDG_WHEEL_CACHE:-$HOME/.cache/mmdg/wheels}
-MMCV_OPS=${MMCV_OPS:-auto}
 WHEELHOUSE=${WHEELHOUSE:-}
-case "$MMCV_OPS" in auto|cuda|cpu) ;; *) echo "MMCV_OPS must be auto, cuda or cpu (got '$MMCV_OPS')" >&2; exit 2;; esac
+case "$REQ_OPS" in ""|auto|cuda|cpu) ;; *) echo "MMCV_OPS must be auto, cuda or cpu (got '$REQ_OPS')" >&2; exit 2;; esac
+case "$REQ_TORCH" in ""|pinned|system) ;; *) echo "TORCH must be pinned or system (got '$REQ_TORCH')" >&2; exit 2;; esac
 if [[ -n "$WHEELHOUSE" && ! -d "$WHEELHOUSE" ]]; then
   echo "WHEELHOUSE=$WHEELHOUSE is not a folder; make one with: make wheelhouse DIR=$WHEELHOUSE" >&2; exit 2
 fi
@@ -30,10 +32,27 @@ fi
 
 hash=$(cat requirements.txt requirements/*.txt setup.py $(ls mmdg/version.py 2>/dev/null) tools/install_env.sh \
        tools/check_install.py | sha256sum | cut -c1-16)
-stamp="$VENV/.mmdg-env-$TORCH-$MMCV_OPS-$hash"
+# The stamp records what the environment *has* (torch kind, mmcv's ops), not what was asked for, so that
+# `make demo` then `make test` (or the reverse, or an explicit MMCV_OPS=cpu first) share one environment.
+stamp="$VENV/.mmdg-env"
+gpu_visible() {  # the device node first: no torch import (2 s) on the common CPU machine
+  compgen -G '/dev/nvidia[0-9]*' >/dev/null &&
+    "$VENV/bin/python" -c 'import sys, torch; sys.exit(not torch.cuda.is_available())' 2>/dev/null
+}
 if [[ -f "$stamp" ]]; then
-  exit 0
+  read -r had_hash had_torch had_ops < "$stamp" || true
+  serves=1
+  [[ "$had_hash" == "$hash" ]] || serves=0
+  [[ -z "$REQ_TORCH" || "$REQ_TORCH" == "$had_torch" ]] || serves=0
+  case "$REQ_OPS" in
+    cpu|cuda) [[ "$REQ_OPS" == "$had_ops" ]] || serves=0 ;;
+    *) if [[ "$had_ops" == cpu ]] && { [[ -n "${TORCH_CUDA_ARCH_LIST:-}" ]] || gpu_visible; }; then serves=0; fi ;;
+  esac
+  [[ $serves == 0 ]] || exit 0
+  REQ_TORCH=${REQ_TORCH:-$had_torch}
 fi
+TORCH=${REQ_TORCH:-pinned}
+MMCV_OPS=${REQ_OPS:-auto}
 
 log() { printf '\033[1;34m[install]\033[0m %s\n' "$*"; }
 
@@ -85,18 +104,20 @@ fi
 # the sdist only, and a wheel built against another torch, CUDA or without CUDA kernels fails later
 # (undefined symbols at import, or "not compiled with GPU support" in the first deformable attention), so
 # ours is keyed by all three.
-read -r ops archs cache_tag cuda_cpath < <("$PY" tools/check_install.py --plan "$MMCV_OPS") || exit 1
-[[ -n "${cuda_cpath:-}" ]] || exit 1
+read -r ops archs cache_tag cuda_cpath reason < <("$PY" tools/check_install.py --plan "$MMCV_OPS") || exit 1
+[[ -n "${reason:-}" ]] || exit 1
 [[ "$ops" == cpu ]] || export TORCH_CUDA_ARCH_LIST=$archs
 [[ "$cuda_cpath" == - ]] || export CPATH="$cuda_cpath${CPATH:+:$CPATH}"  # headers from torch's NVIDIA wheels
 want_cuda_ops=$([[ "$ops" == cuda ]] && echo 1 || echo 0)
+only_cpu_ops=$([[ "$REQ_OPS" == cpu ]] && echo 1 || echo 0)  # asked for explicitly: a CUDA build is replaced
 
 mmcv_ok() {
   "$PY" - <<PY 2>/dev/null
 import sys, mmcv
 from mmcv.ops import get_compiling_cuda_version, nms  # noqa: F401 (fails if built without ops)
 has_cuda = get_compiling_cuda_version() != 'not available'
-sys.exit(mmcv.__version__ != '$MMCV_VERSION' or ($want_cuda_ops == 1 and not has_cuda))
+sys.exit(mmcv.__version__ != '$MMCV_VERSION' or ($want_cuda_ops == 1 and not has_cuda)
+         or ($only_cpu_ops == 1 and has_cuda))
 PY
 }
 if ! mmcv_ok; then
@@ -105,9 +126,9 @@ if ! mmcv_ok; then
   wheel=$(ls "$cache"/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n1 || true)
   if [[ -z "$wheel" ]]; then
     if [[ "$ops" == cuda ]]; then
-      log "building mmcv $MMCV_VERSION with CUDA ops ($TORCH_CUDA_ARCH_LIST) (${cache_tag}; 30-60 min, once)"
+      log "building mmcv $MMCV_VERSION with CUDA ops for $TORCH_CUDA_ARCH_LIST ($reason); 30-60 min, once"
     else
-      log "building mmcv $MMCV_VERSION with CPU ops (${cache_tag}; about 30 minutes on 2 cores, once)"
+      log "building mmcv $MMCV_VERSION with CPU ops ($reason); about 30 minutes on 2 cores, once"
     fi
     tmp=$(mktemp -d)
     src="mmcv==$MMCV_VERSION"
@@ -120,7 +141,7 @@ if ! mmcv_ok; then
     mv "$tmp"/mmcv-*.whl "$cache"/ && rm -rf "$tmp"
     wheel=$(ls "$cache"/mmcv-"$MMCV_VERSION"-*.whl | head -n1)
   fi
-  log "installing $wheel"
+  log "installing $wheel ($ops ops: $reason)"
   "${PIP[@]}" -q --no-deps --force-reinstall "$wheel"
   # mmcv's own runtime requirements (without letting pip touch mmcv or torch); a wheelhouse's lock has them.
   [[ -n "$WHEELHOUSE" ]] || "${PIP[@]}" -q -r requirements/mmcv_runtime.txt
@@ -130,4 +151,5 @@ log "mmdg (editable)"
 "${PIP[@]}" -q --no-deps --no-build-isolation -e .
 
 "$PY" tools/check_install.py --verify $([[ "$ops" == cuda ]] && echo --want-cuda-ops)
-rm -f "$VENV"/.mmdg-env-* && touch "$stamp"
+rm -f "$VENV"/.mmdg-env-*  # stamps of older installers
+echo "$hash $TORCH $("$PY" tools/check_install.py --built-ops)" > "$stamp"
