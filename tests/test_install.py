@@ -141,92 +141,152 @@ def test_installer_offline_uses_only_the_wheelhouse(tmp_path):
     assert '127.0.0.1:9' not in out  # the index was never tried
 
 
-# a compiler-only toolkit (cuda-nvcc without the math libraries' headers), as nvcc -E reports it
-_NVCC_WITHOUT_CUBLAS = ('#!/bin/sh\necho "$2:2:10: fatal error: cublas_v2.h: No such file or directory" >&2\n'
-                        'exit 1\n')
+# --- the mmcv build plan (mmdg.utils.install_check.plan), with fake toolkits and the real host compiler ---
+
+def _toolkit(root, headers=('cuda_runtime_api.h', 'cuda_runtime.h', 'cublas_v2.h', 'cusparse.h'), nvcc_ok=True):
+    """A CUDA_HOME with an ``nvcc`` that compiles anything (or fails) and stub headers in include/."""
+    (root / 'bin').mkdir(parents=True)
+    (root / 'include').mkdir()
+    nvcc = root / 'bin' / 'nvcc'
+    nvcc.write_text('#!/bin/sh\nexit 0\n' if nvcc_ok else
+                    '#!/bin/sh\necho "probe.cu(3): error: identifier \\"__half\\" is undefined" >&2\nexit 2\n')
+    nvcc.chmod(0o755)
+    for h in headers:
+        (root / 'include' / h).write_text('#pragma once\nenum { cudaSuccess = 0 };\n' if 'runtime' in h else '#pragma once\n')
+    return root
 
 
-def _plan(tmp_path, mode, nvcc: bool, nvcc_script='#!/bin/sh\necho fake nvcc\n', **env):
-    bin_dir = tmp_path / 'bin'
-    bin_dir.mkdir(exist_ok=True)
-    if nvcc:
-        (bin_dir / 'nvcc').write_text(nvcc_script)
-        (bin_dir / 'nvcc').chmod(0o755)
-    path = f'{bin_dir}:/usr/bin:/bin'  # no system nvcc: only the fake one, when asked for
-    return _run([sys.executable, 'tools/check_install.py', '--plan', mode],
-                env=dict(dict(PATH=path, CUDA_HOME='', CUDA_PATH='', TORCH_CUDA_ARCH_LIST=''), **env))
+@pytest.fixture
+def install_check(monkeypatch):
+    """The plan as the installer runs it, on a machine without a visible GPU unless a test says otherwise."""
+    from mmdg.utils import install_check
+    for var in ('CUDA_HOME', 'CUDA_PATH', 'TORCH_CUDA_ARCH_LIST', 'CPATH'):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(install_check, 'gpu_visible', lambda: False)
+    return install_check
 
 
-def test_mmcv_ops_plan(tmp_path):
-    """CUDA ops whenever torch is a CUDA build and nvcc exists; the cache key names torch, CUDA and the ops."""
+def test_mmcv_ops_plan_without_a_gpu_builds_cpu_ops(install_check, monkeypatch, tmp_path):
+    """A CPU machine that merely has an nvcc gets CPU ops (a CUDA build costs it an hour for kernels it never
+    runs); TORCH_CUDA_ARCH_LIST (a login node) or MMCV_OPS=cuda asks for CUDA ops; the cache key names
+    torch, CUDA and the ops; the reason says how to get the other kind."""
     import torch
     cuda = torch.version.cuda
-    res = _plan(tmp_path, 'auto', nvcc=False)
-    assert res.returncode == 0 and res.stdout.split()[0] == 'cpu', res.stderr
-    assert res.stdout.split()[2].endswith(f'_cuda-{cuda or "none"}_ops-cpu')
-    res = _plan(tmp_path, 'auto', nvcc=True)
+    monkeypatch.setenv('CUDA_HOME', str(_toolkit(tmp_path / 'cuda')))
+    ops, archs, tag, cpath, why = install_check.plan('auto')
+    assert (ops, archs, cpath) == ('cpu', '-', '-') and tag.endswith(f'_cuda-{cuda or "none"}_ops-cpu')
+    assert ('no GPU visible' in why and 'MMCV_OPS=cuda' in why) if cuda else 'CPU build' in why
+    assert install_check.plan('cpu')[0] == 'cpu'
     if not cuda:
-        assert res.stdout.split()[0] == 'cpu'
         return
-    ops, archs, tag, cpath = res.stdout.split()
-    assert cpath == '-'  # the fake nvcc finds every header
-    assert ops == 'cuda' and archs == '8.0;8.6;8.9;9.0' and tag.endswith('_ops-cuda-8.0_8.6_8.9_9.0')
-    ops, archs, tag, _ = _plan(tmp_path, 'auto', nvcc=True, TORCH_CUDA_ARCH_LIST='9.0').stdout.split()
-    assert archs == '9.0' and tag.endswith('_ops-cuda-9.0')
-    assert _plan(tmp_path, 'cpu', nvcc=True).stdout.split()[0] == 'cpu'
+    ops, archs, tag, cpath, why = install_check.plan('cuda')
+    assert (ops, archs, cpath) == ('cuda', '8.0;8.6;8.9;9.0', '-') and tag.endswith('_ops-cuda-8.0_8.6_8.9_9.0')
+    assert 'MMCV_OPS=cpu' in why
+    monkeypatch.setenv('TORCH_CUDA_ARCH_LIST', '9.0')
+    ops, archs, tag, _, why = install_check.plan('auto')
+    assert (ops, archs) == ('cuda', '9.0') and tag.endswith('_ops-cuda-9.0') and 'TORCH_CUDA_ARCH_LIST=9.0' in why
+    monkeypatch.delenv('TORCH_CUDA_ARCH_LIST')
+    monkeypatch.setattr(install_check, 'gpu_visible', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 1)
+    monkeypatch.setattr(torch.cuda, 'get_device_capability', lambda i: (9, 0))
+    assert install_check.plan('auto')[:2] == ('cuda', '9.0')  # the visible GPU's architecture
 
 
-def test_mmcv_ops_plan_probes_the_toolkit_headers(tmp_path):
-    """An nvcc that cannot find cublas_v2.h would fail mmcv's build after minutes: auto builds CPU ops and
-    says why, cuda refuses with the missing header named, cpu never asks nvcc."""
+def test_mmcv_ops_plan_probe_compiles_like_mmcvs_build(install_check, monkeypatch, tmp_path):
+    """The situation that failed a 40-minute build: a compiler-only toolkit (no cublas_v2.h) beside torch's
+    NVIDIA wheels, whose cuda_runtime_api.h includes crt/host_defines.h, which the wheels do not ship.
+    Preprocessing the headers with nvcc passed; compiling one .cpp with the host compiler, as mmcv's build
+    compiles info.cpp, fails in seconds with the compiler's line. auto falls back to CPU ops with that line,
+    MMCV_OPS=cuda stops before the build with it."""
     import torch
     if not torch.version.cuda:
-        pytest.skip('a CPU build of torch never probes nvcc')
-    res = _plan(tmp_path, 'auto', nvcc=True, nvcc_script=_NVCC_WITHOUT_CUBLAS)
-    assert res.returncode == 0 and res.stdout.split()[0] == 'cpu', res.stderr
-    assert 'cannot build mmcv\'s CUDA ops (fatal error: cublas_v2.h: No such file' in res.stderr
-    assert 'probe.cu' not in res.stderr  # the temporary file's name is noise
-    res = _plan(tmp_path, 'cuda', nvcc=True, nvcc_script=_NVCC_WITHOUT_CUBLAS)
-    assert res.returncode != 0 and 'MMCV_OPS=cuda but' in res.stderr and 'cublas_v2.h' in res.stderr
-    res = _plan(tmp_path, 'cpu', nvcc=True, nvcc_script=_NVCC_WITHOUT_CUBLAS)
-    assert res.returncode == 0 and res.stdout.split()[0] == 'cpu' and not res.stderr.strip()
+        pytest.skip('a CPU build of torch never builds CUDA ops')
+    monkeypatch.setenv('CUDA_HOME', str(_toolkit(tmp_path / 'cuda', headers=())))  # compiler-only
+    wheel = tmp_path / 'site-packages' / 'nvidia' / 'cu13' / 'include'
+    wheel.mkdir(parents=True)
+    (wheel / 'cuda_runtime_api.h').write_text('#pragma once\n#include "crt/host_defines.h"\nenum { cudaSuccess = 0 };\n')
+    for h in ('cuda_runtime.h', 'cublas_v2.h', 'cusparse.h'):
+        (wheel / h).write_text('#pragma once\n#include "cuda_runtime_api.h"\n')
+    monkeypatch.setenv('TORCH_CUDA_ARCH_LIST', '9.0')  # a login node: auto would build CUDA ops
+    ops, _, _, cpath, why = install_check.plan('auto', wheel_include_dirs=[str(wheel)])
+    assert ops == 'cpu' and cpath == '-'
+    assert "cannot build mmcv's CUDA ops" in why and 'crt/host_defines.h: No such file or directory' in why, why
+    with pytest.raises(SystemExit, match=r'MMCV_OPS=cuda but .*crt/host_defines\.h: No such file'):
+        install_check.plan('cuda', wheel_include_dirs=[str(wheel)])
+    # the same wheels with the header they lack: the probe passes and the build gets them on CPATH
+    (wheel / 'crt').mkdir()
+    (wheel / 'crt' / 'host_defines.h').write_text('#pragma once\n')
+    ops, archs, _, cpath, _ = install_check.plan('cuda', wheel_include_dirs=[str(wheel)])
+    assert (ops, archs, cpath) == ('cuda', '9.0', str(wheel))
 
 
-# an nvcc that finds the math libraries' headers only on CPATH (the toolkit itself is compiler-only)
-_NVCC_HEADERS_ON_CPATH_ONLY = ('#!/bin/sh\nIFS=:\nfor d in $CPATH; do [ -f "$d/cublas_v2.h" ] && exit 0; done\n'
-                               'echo "$2:2:10: fatal error: cublas_v2.h: No such file or directory" >&2\nexit 1\n')
-
-
-def test_mmcv_ops_plan_uses_the_headers_of_torchs_nvidia_wheels(tmp_path):
-    """A compiler-only toolkit beside a pip torch whose NVIDIA wheels carry cublas_v2.h & co: CUDA ops,
-    with those folders handed to the build as CPATH (the same toolkit without them: CPU ops)."""
+def test_mmcv_ops_plan_probe_reports_an_nvcc_failure(install_check, monkeypatch, tmp_path):
     import torch
-    sys.path.insert(0, osp.join(REPO, 'tools'))
-    from check_install import pip_cuda_include_dirs
-    dirs = pip_cuda_include_dirs()
-    if not torch.version.cuda or not any(osp.exists(osp.join(d, 'cublas_v2.h')) for d in dirs):
-        pytest.skip("this torch came without NVIDIA wheels holding cublas_v2.h")
-    for mode in ('auto', 'cuda'):
-        res = _plan(tmp_path, mode, nvcc=True, nvcc_script=_NVCC_HEADERS_ON_CPATH_ONLY, CPATH='')
-        assert res.returncode == 0, res.stderr
-        ops, archs, tag, cpath = res.stdout.split()
-        assert ops == 'cuda' and cpath == os.pathsep.join(dirs), res.stdout
-        assert "using those of torch's NVIDIA wheels" in res.stderr
+    if not torch.version.cuda:
+        pytest.skip('a CPU build of torch never builds CUDA ops')
+    monkeypatch.setenv('CUDA_HOME', str(_toolkit(tmp_path / 'cuda', nvcc_ok=False)))
+    with pytest.raises(SystemExit, match=r'identifier "__half" is undefined'):
+        install_check.plan('cuda', wheel_include_dirs=[])
 
 
-def test_mmcv_ops_plan_refuses_cuda_without_nvcc(tmp_path):
-    bare = tmp_path / 'bare'
-    bare.mkdir()
-    res = _run([sys.executable, 'tools/check_install.py', '--plan', 'cuda'],
-               env=dict(PATH=f'{bare}:/usr/bin:/bin', CUDA_HOME='', CUDA_PATH=''))
-    assert res.returncode != 0
+def test_mmcv_ops_plan_refuses_cuda_without_nvcc(install_check, monkeypatch, tmp_path):
+    monkeypatch.setenv('PATH', str(tmp_path))  # no nvcc anywhere
     import torch
     expected = 'nvcc is neither on PATH' if torch.version.cuda else 'is a CPU build'
-    assert expected in res.stderr, res.stderr
+    with pytest.raises(SystemExit, match=expected):
+        install_check.plan('cuda')
 
 
-_FAKE_GPU = ("import sys, runpy, torch; torch.cuda.is_available = lambda: True; "
-             "sys.argv = ['check_install.py', '--verify']; runpy.run_path('tools/check_install.py', run_name='__main__')")
+def test_newcomer_plan_on_this_machine():
+    """What `make demo` / `make test` plan here, from the real machine facts (torch, nvcc, GPUs, env): on a
+    machine without a visible GPU and without TORCH_CUDA_ARCH_LIST, CPU ops, and the reason says so."""
+    import torch
+    res = _run([sys.executable, '-m', 'mmdg.utils.install_check', '--plan', 'auto'])
+    assert res.returncode == 0, res.stderr
+    ops, archs, tag, cpath, why = res.stdout.strip().split(' ', 4)
+    if torch.cuda.is_available() or os.environ.get('TORCH_CUDA_ARCH_LIST'):
+        assert ops in ('cuda', 'cpu')  # a GPU machine: CUDA ops unless the probe found a broken toolkit
+        return
+    assert (ops, archs, cpath) == ('cpu', '-', '-'), res.stdout
+    assert why.startswith('no GPU visible') if torch.version.cuda else 'CPU build' in why
+
+
+def test_one_environment_whichever_command_comes_first(tmp_path):
+    """The stamp records what .venv has (torch kind, mmcv's ops), so `make demo`, `make test`, an explicit
+    MMCV_OPS=cpu first, or a plain `make test` after it, all reuse it (exit 0 at once, no output); it is
+    rebuilt only when it cannot serve: requirements changed, another ops kind or torch asked for explicitly,
+    or CUDA wanted (TORCH_CUDA_ARCH_LIST) while mmcv has CPU ops."""
+    env_hash = _run(['bash', 'tools/install_env.sh', '--env-hash']).stdout.strip()
+    assert len(env_hash) == 16
+    venv_dir = tmp_path / 'v'
+    (venv_dir / 'bin').mkdir(parents=True)
+    (venv_dir / 'bin' / 'python').write_text('#!/bin/sh\nexit 3\n')  # any install step fails at once
+    (venv_dir / 'bin' / 'python').chmod(0o755)
+
+    def install(stamp, **env):
+        (venv_dir / '.mmdg-env').write_text(stamp + '\n')
+        env = {'VENV': str(venv_dir), 'MMCV_OPS': '', 'TORCH': '', 'TORCH_CUDA_ARCH_LIST': '', **env}
+        res = _run(['bash', 'tools/install_env.sh'], env=env)
+        # past the stamp, the first install step fails (the fake python): that is a reinstall attempt
+        return 'reused' if res.returncode == 0 and not res.stdout + res.stderr else 'reinstalled'
+
+    cpu_env = f'{env_hash} pinned cpu'
+    if any(osp.exists(f'/dev/nvidia{i}') for i in range(8)):
+        pytest.skip('this machine has a GPU device: a CPU-ops environment is rebuilt on purpose')
+    for ops in ('', 'auto', 'cpu'):
+        assert install(cpu_env, MMCV_OPS=ops) == 'reused', ops
+    assert install(cpu_env, TORCH='pinned') == 'reused'
+    assert install(f'{env_hash} pinned cuda') == 'reused'  # CUDA ops serve a CPU machine too
+    assert install(f'{env_hash} pinned cuda', MMCV_OPS='cuda') == 'reused'
+    assert install(cpu_env, MMCV_OPS='cuda') == 'reinstalled'
+    assert install(f'{env_hash} pinned cuda', MMCV_OPS='cpu') == 'reinstalled'
+    assert install(cpu_env, TORCH_CUDA_ARCH_LIST='9.0') == 'reinstalled'
+    assert install(cpu_env, TORCH='system') == 'reinstalled'
+    assert install('0123456789abcdef pinned cpu') == 'reinstalled'  # a requirement file changed
+
+
+_FAKE_GPU = ("import sys, torch; torch.cuda.is_available = lambda: True; "
+             "from mmdg.utils.install_check import main; sys.exit(main(['--verify']))")
 
 
 def test_install_check_fails_loudly_when_a_gpu_meets_cpu_ops():
@@ -287,7 +347,7 @@ def test_offline_install_over_a_system_torch_venv(tmp_path):
     .venv sees the parent venv's torch (a plain --system-site-packages venv would not)."""
     if sys.prefix == sys.base_prefix:
         pytest.skip('the tests do not run in a virtual environment')
-    plan = _run([sys.executable, 'tools/check_install.py', '--plan', 'cpu']).stdout.split()
+    plan = _run([sys.executable, '-m', 'mmdg.utils.install_check', '--plan', 'cpu']).stdout.split()
     cache = osp.join(os.environ.get('MMDG_WHEEL_CACHE', osp.expanduser('~/.cache/mmdg/wheels')), plan[2])
     if not (osp.isdir(cache) and any(f.startswith('mmcv-2.1.0-') for f in os.listdir(cache))):
         pytest.skip(f'no cached CPU-ops mmcv wheel in {cache} (make install builds it; 30 min to build here)')

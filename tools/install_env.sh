@@ -31,7 +31,8 @@ if [[ -n "$WHEELHOUSE" && ! -f "$WHEELHOUSE/install.lock.txt" ]]; then
 fi
 
 hash=$(cat requirements.txt requirements/*.txt setup.py $(ls mmdg/version.py 2>/dev/null) tools/install_env.sh \
-       tools/check_install.py | sha256sum | cut -c1-16)
+       mmdg/utils/install_check.py | sha256sum | cut -c1-16)
+[[ "${1:-}" != --env-hash ]] || { echo "$hash"; exit 0; }  # what a stamp of this checkout holds (tests)
 # The stamp records what the environment *has* (torch kind, mmcv's ops), not what was asked for, so that
 # `make demo` then `make test` (or the reverse, or an explicit MMCV_OPS=cpu first) share one environment.
 stamp="$VENV/.mmdg-env"
@@ -104,7 +105,7 @@ fi
 # the sdist only, and a wheel built against another torch, CUDA or without CUDA kernels fails later
 # (undefined symbols at import, or "not compiled with GPU support" in the first deformable attention), so
 # ours is keyed by all three.
-read -r ops archs cache_tag cuda_cpath reason < <("$PY" tools/check_install.py --plan "$MMCV_OPS") || exit 1
+read -r ops archs cache_tag cuda_cpath reason < <("$PY" -m mmdg.utils.install_check --plan "$MMCV_OPS") || exit 1
 [[ -n "${reason:-}" ]] || exit 1
 [[ "$ops" == cpu ]] || export TORCH_CUDA_ARCH_LIST=$archs
 [[ "$cuda_cpath" == - ]] || export CPATH="$cuda_cpath${CPATH:+:$CPATH}"  # headers from torch's NVIDIA wheels
@@ -150,6 +151,6 @@ fi
 log "mmdg (editable)"
 "${PIP[@]}" -q --no-deps --no-build-isolation -e .
 
-"$PY" tools/check_install.py --verify $([[ "$ops" == cuda ]] && echo --want-cuda-ops)
+"$PY" -m mmdg.utils.install_check --verify $([[ "$ops" == cuda ]] && echo --want-cuda-ops)
 rm -f "$VENV"/.mmdg-env-*  # stamps of older installers
-echo "$hash $TORCH $("$PY" tools/check_install.py --built-ops)" > "$stamp"
+echo "$hash $TORCH $("$PY" -m mmdg.utils.install_check --built-ops)" > "$stamp"
