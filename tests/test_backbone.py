@@ -1,4 +1,6 @@
 """TimmViT: feature pyramid, pre-trained weights before adapters, freezing, init_weights."""
+import os.path as osp
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -73,3 +75,43 @@ def test_patch_resample_reaches_the_weight_loader(tmp_path):
     assert bb.patch_resample == 'bicubic'
     assert torch.equal(bb.vit.patch_embed.proj.weight, want)
     assert not torch.equal(TimmViT(pretrained=path, **kw).vit.patch_embed.proj.weight, want)
+
+
+OFFICIAL_POS = osp.join(osp.dirname(osp.abspath(__file__)), 'official', 'dinov2_interpolate_pos_encoding.pt')
+
+
+def test_dinov2_position_resampling_equals_the_official_code():
+    """``pos_resample='dinov2'`` gives what the official DINOv2 backbone's ``interpolate_pos_encoding`` gives
+    (its outputs stored from the official code, run outside this repository: tests/official/README.md), at
+    square, non-square, larger and smaller sizes; timm's resampling differs at each of those sizes."""
+    from timm.layers import resample_abs_pos_embed
+    from mmdg.models.backbones.vit_weights import resample_pos_dinov2
+    ref = torch.load(OFFICIAL_POS, weights_only=True)
+    pos, p = ref['pos_embed'], ref['patch_size']
+    for size, expected in ref['outputs'].items():
+        h, w = (int(s) // p for s in size.split('x'))
+        ours = resample_pos_dinov2(pos, (h, w), (8, 8), num_prefix=1)
+        assert ours.shape == expected.shape and torch.allclose(ours, expected, atol=1e-6), size
+        theirs_timm = resample_abs_pos_embed(pos, new_size=(h, w), old_size=(8, 8), num_prefix_tokens=1)
+        assert (h, w) == (8, 8) or not torch.allclose(theirs_timm, expected, atol=1e-3), size
+
+
+def test_pos_resample_switch_in_the_backbone():
+    """The switch reaches the ViT's forward: the same weights give other tokens at a non-native size and the
+    same at the native one; an EVA (no learned grid to resample that way) refuses it."""
+    torch.manual_seed(0)
+    kw = dict(arch='vit_small_patch14_dinov2', img_size=64, patch_size=16, out_indices=(0, 1), out_strides=None,
+              model_kwargs=dict(depth=2, embed_dim=32, num_heads=2))
+    a, b = TimmViT(pos_resample='timm', **kw).eval(), TimmViT(pos_resample='dinov2', **kw).eval()
+    b.load_state_dict(a.state_dict())
+    with torch.no_grad():
+        native = torch.randn(1, 3, 64, 64)
+        assert torch.equal(a(native)[1], b(native)[1])
+        other = torch.randn(1, 3, 48, 96)
+        fa, fb = a(other)[1], b(other)[1]
+        assert fa.shape == fb.shape == (1, 32, 3, 6) and not torch.allclose(fa, fb, atol=1e-4)
+    with pytest.raises(ValueError, match="pos_resample='dinov2' is DINOv2's rule"):
+        TimmViT(arch='eva02_small_patch14_224', img_size=64, patch_size=16, out_indices=(0,), out_strides=None,
+                pos_resample='dinov2', model_kwargs=dict(depth=1, embed_dim=32, num_heads=2))
+    with pytest.raises(ValueError, match='pos_resample='):
+        TimmViT(pos_resample='nearest', **kw)

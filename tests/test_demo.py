@@ -15,7 +15,8 @@ def test_short_demo_learns(tmp_path, demo_data, capsys):
     assert after['source']['mIoU'] > before['source']['mIoU'] + 15, (before['source'], after['source'])
     unseen = [d for d in after if d != 'source']
     assert np.mean([after[d]['mIoU'] for d in unseen]) > np.mean([before[d]['mIoU'] for d in unseen]) + 5
-    assert '| **mean (realistic, night, fog, rain)** |' in res['table']
+    assert '| **mean (source, realistic, night, fog, rain)** |' in res['table']  # every domain
+    assert '| **mean_unseen (realistic, night, fog, rain)** |' in res['table']  # mmdg's own, its own name
     assert set(after['fog']) >= {'aAcc', 'mIoU', 'mAcc', 'per_class', 'per_class_acc', 'num_images'}
     assert 'traffic light' in after['fog']['per_class']
     overlays = tmp_path / 'work' / 'overlays'

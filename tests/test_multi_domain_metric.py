@@ -25,6 +25,7 @@ def test_hand_computed_case():
     assert out['night/mIoU'] == pytest.approx((50 + 600 / 7) / 2)
     assert out['fog/mIoU'] == pytest.approx(100)
     assert out['mean/mIoU'] == pytest.approx(((50 + 600 / 7) / 2 + 100) / 2)
+    assert 'mean_unseen/mIoU' not in out  # no unseen subset named: only the mean over every domain
     # night: 7 of 8 labelled pixels right (aAcc); class a 1/1, class b 6/7 (mAcc); c absent (NaN, left out)
     assert out['night/aAcc'] == pytest.approx(100 * 7 / 8)
     assert out['night/mAcc'] == pytest.approx((100 + 600 / 7) / 2)
@@ -55,3 +56,26 @@ def test_batch_size_does_not_change_the_result(demo_data):
         separate = run({name: targets[name]}, 3)
         for score in ('aAcc', 'mIoU', 'mAcc'):
             assert results[0][f'{name}/{score}'] == pytest.approx(separate[f'{name}/{score}'])
+
+
+def test_official_mean_and_unseen_mean_keep_their_names():
+    """``mean/`` is the protocol's official mean (``mean_over``, default every evaluated domain, e.g. all five
+    Diverse Weather domains); mmdg's mean over the unseen domains exists only as ``mean_unseen/``, and only
+    where it is another set."""
+    metric = MultiDomainIoUMetric(unseen=['fog', 'rain'])  # 'rain' is not evaluated here: left out
+    metric.dataset_meta = dict(classes=('a', 'b', 'c'))
+    metric.process({}, [_sample([[0, 0], [0, 0]], [[0, 0], [0, 0]], 'source'),
+                        _sample([[2, 2], [2, 2]], [[2, 2], [1, 1]], 'fog')])
+    out = metric.compute_metrics(metric.results)
+    assert out['mean/mIoU'] == pytest.approx((out['source/mIoU'] + out['fog/mIoU']) / 2)
+    assert out['mean_unseen/mIoU'] == out['fog/mIoU'] != out['mean/mIoU']
+    same = MultiDomainIoUMetric(mean_over=['fog'], unseen=['fog'])  # e.g. Rein's ACDC: official = unseen
+    same.dataset_meta = metric.dataset_meta
+    same.process({}, [_sample([[0, 0], [0, 0]], [[0, 0], [0, 0]], 'source'),
+                      _sample([[2, 2], [2, 2]], [[2, 2], [1, 1]], 'fog')])
+    out2 = same.compute_metrics(same.results)
+    assert out2['mean/mIoU'] == out['fog/mIoU'] and 'mean_unseen/mIoU' not in out2
+    from mmdg.evaluation import domain_table
+    table = domain_table({d: dict(mIoU=out[f'{d}/mIoU'], num_images=1) for d in ('source', 'fog')},
+                         unseen=['fog'], scores=('mIoU',))
+    assert '**mean (source, fog)**' in table and '**mean_unseen (fog)**' in table

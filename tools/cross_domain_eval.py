@@ -108,8 +108,8 @@ def evaluate(args):
         scores, titles, keys = ('aAcc', 'mIoU', 'mAcc'), None, dict(per_class='IoU', per_class_acc='Acc')
         details = (f'## Per-class IoU\n\n{per_class_table(results)}\n\n'
                    f'## Per-class Acc\n\n{per_class_table(results, "per_class_acc")}\n')
-    mean_over = cfg.test_evaluator.get('mean_over')
-    table = domain_table(results, mean_over, scores, titles)
+    ev = cfg.test_evaluator
+    table = domain_table(results, ev.get('mean_over'), scores, titles, unseen=ev.get('unseen'))
     write_results(out_dir, results, f'{table}\n\n{details}', scores, keys,
                   config=args.config, checkpoint=args.checkpoint, tta=args.tta, log_dir=runner.log_dir)
     print(table)

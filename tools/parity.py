@@ -177,6 +177,12 @@ def seed(cfg):
     return str(cfg.get('randomness', {}).get('seed'))
 
 
+def checkpoints(cfg):
+    h = cfg.default_hooks.checkpoint
+    best = f", best by {h['save_best']}" if h.get('save_best') else ''
+    return f'every {h.interval} iterations, last {h.get("max_keep_ckpts", -1)} kept{best}'
+
+
 def _adapter(cfg):
     return cfg.model.backbone.get('adapter') or {}
 
@@ -223,6 +229,14 @@ def patch_resample(cfg):
     return cfg.model.backbone.get('patch_resample', 'pinv')
 
 
+_POS_TEXT = dict(dinov2='DINOv2 rule: bicubic by scale (n + 0.1) / N, no antialias',
+                 timm='timm: bicubic by size, antialiased')
+
+
+def pos_resample(cfg):
+    return _POS_TEXT[cfg.model.backbone.get('pos_resample', 'timm')]
+
+
 def svd_source(cfg):
     a = _adapter(cfg)
     if a.get('type') not in ('SoRA', 'PiSSA'):
@@ -255,8 +269,10 @@ SETTINGS = [
     ('validation targets', targets, False),
     ('test run', test_split, False),
     ('seed', seed, False),
+    ('checkpoints', checkpoints, False),
     ('backbone', backbone, True),
     ('patch kernel 14 -> 16', patch_resample, False),
+    ('position grid at other input sizes', pos_resample, True),
     ('method', method, True),
     ('frozen in the backbone', frozen_in_backbone, True),
     ('SVD of', svd_source, True),
@@ -280,8 +296,10 @@ _SORA = dict(
        'EMA': 'from iteration 12000, momentum 0.0002, parameters', 'validation interval': '4000',
        'test mode': 'slide 512x512, stride 341', 'validation targets': _CBM,
        'test run': 'the validation targets, scored', 'seed': '42',
+       'checkpoints': 'every 4000 iterations, last 6 kept',
        'backbone': 'dinov2-l, patch 16, input 512, features of blocks (7, 11, 15, 23)',
-       'patch kernel 14 -> 16': 'bicubic', 'method': 'SoRA r 16 alpha 16, blocks 8-23',
+       'patch kernel 14 -> 16': 'bicubic', 'position grid at other input sizes': _POS_TEXT['dinov2'],
+       'method': 'SoRA r 16 alpha 16, blocks 8-23',
        'frozen in the backbone': 'blocks 0-7; every weight outside the adapters',
        'SVD of': 'random init, pre-trained weights loaded over the residual'})
 OFFICIAL: Dict[str, dict] = {
@@ -294,6 +312,7 @@ OFFICIAL: Dict[str, dict] = {
     'gta5-to-cbm frozen': dict(source='configs/frozen_vfms/dinov2-L_mask2former.py', values=dict(
         _SORA, **{'weight decay schedule': 'constant', 'zero-decay groups while annealing': 'stay 0 (no annealing)',
                   'EMA': 'none', 'validation interval': '10000', 'method': 'frozen backbone',
+                  'checkpoints': 'every 10000 iterations, last 4 kept',
                   'frozen in the backbone': 'everything', 'SVD of': 'n/a'})),
     'gta5+synthia-to-cbm sora': dict(source='configs/sora/sora_dinov2-L_mask2former_gs2cbm.py', values=dict(
         _SORA, **{'train sources': 'GTA5 + SYNTHIA', 'EMA': 'none'})),
@@ -311,6 +330,7 @@ OFFICIAL: Dict[str, dict] = {
                   'EMA': 'from iteration 20000, momentum 0.0002, parameters', 'test mode': 'slide 1024x1024, stride 683',
                   'validation targets': _ACDC,
                   'test run': 'fog, night, rain, snow test fit 1920x1080, predictions written as train_id PNGs',
+                  'checkpoints': 'every 4000 iterations, last 8 kept',
                   'backbone': 'dinov2-l, patch 16, input 1024, features of blocks (7, 11, 15, 23)'})),
 }
 _GSU = 'GTA5 + SYNTHIA + UrbanSyn'
@@ -332,7 +352,7 @@ OFFICIAL['cityscapes-1of16-to-cbm sora'] = dict(
         'iterations': '4000', 'optimizer': 'AdamW lr 1e-05, betas (0.9, 0.999), eps 1e-08, weight decay 0.05',
         'lr schedule': 'poly power 0.9 to 0, iterations 0-4000',
         'weight decay schedule': 'cosine to 1e-05 over iterations 0-4000', 'EMA': 'none',
-        'validation interval': '400'}))
+        'validation interval': '400', 'checkpoints': 'every 400 iterations, last 7 kept'}))
 OFFICIAL['cityscapes-to-acdc-512 sora'] = dict(
     source='configs/sora/sora_dinov2_mask2former_ACDC_512x512_bs4x2.py', values=dict(
         OFFICIAL['cityscapes-to-acdc-1024 sora']['values'],
@@ -346,7 +366,7 @@ _REIN = dict(
               'zero-decay groups while annealing': 'stay 0 (no annealing)',
               'zero weight decay for': 'norm layers; names containing norm, query_embed, level_embed, '
                                        'learnable_tokens, reins.scale',
-              'EMA': 'none', 'validation interval': '10000',
+              'EMA': 'none', 'validation interval': '10000', 'checkpoints': 'every 4000 iterations, last 3 kept',
               'validation targets': ('cityscapes val fit 1024x512; bdd100k val fit 1280x720; '
                                      'mapillary validation fit 1024x512, half-resolution set'),
               'method': 'Rein r 16, 100 tokens, query embeddings and features from the tokens, all blocks',
@@ -355,7 +375,27 @@ OFFICIAL['gta5-to-cbm rein'] = dict(source='w1oves/Rein: configs/dinov2/rein_din
                                     values=_REIN)
 OFFICIAL['gta5-to-cbm rein-eva02'] = dict(
     source='w1oves/Rein: configs/_base_/models/rein_eva02-L_mask2former.py on the DINOv2-L recipe',
-    values=dict(_REIN, backbone='eva02-l, patch 16, input 512, features of blocks (7, 11, 15, 23)'))
+    values=dict(_REIN, backbone='eva02-l, patch 16, input 512, features of blocks (7, 11, 15, 23)',
+                **{'position grid at other input sizes': 'none (fixed input size)'}))
+
+# Rein's Cityscapes -> ACDC settings (its repository's configs/dinov2_citys2acdc/; the 1024 file is also the
+# one under configs/dinov2/ named "bs4x2": the same file, on the Cityscapes -> ACDC data, so it is this row).
+OFFICIAL['cityscapes-to-acdc-512 rein'] = dict(
+    source='w1oves/Rein: configs/dinov2_citys2acdc/rein_dinov2_mask2former_512x512_bs1x4.py', values=dict(
+        _REIN, **{'train sources': 'Cityscapes',
+                  'validation targets': '; '.join(f'{c} val fit 960x540' for c in ('fog', 'night', 'rain', 'snow'))
+                  + '; cityscapes val fit 1024x512'}))
+OFFICIAL['cityscapes-to-acdc-1024 rein'] = dict(
+    source='w1oves/Rein: configs/dinov2_citys2acdc/rein_dinov2_mask2former_1024x1024_bs4x2.py', values=dict(
+        _REIN, **{'train sources': 'Cityscapes', 'train resize': _MS1024, 'train crop': '1024x1024, cat_max_ratio 0.75',
+                  'batch per GPU': '2', 'GPUs': '4',
+                  'optimizer': 'AdamW lr 6e-05, betas (0.9, 0.999), eps 1e-08, weight decay 0.05',
+                  'lr warm-up': 'linear from 1e-06 x lr over 10000 iterations',
+                  'lr schedule': 'poly power 0.9 to 0, iterations 10000-40000',
+                  'test mode': 'slide 1024x1024, stride 683',
+                  'validation targets': _ACDC + '; cityscapes val fit 2048x1024',
+                  'test run': 'fog, night, rain, snow test fit 1920x1080, predictions written as train_id PNGs',
+                  'backbone': 'dinov2-l, patch 16, input 1024, features of blocks (7, 11, 15, 23)'}))
 
 #: Where we differ on purpose: (setting, official value) -> why, and the switch that gives the official one.
 DOCUMENTED = {
@@ -370,6 +410,9 @@ DOCUMENTED = {
         'The extra names (embeddings, tokens, layer scales) are frozen in every recipe but full fine-tuning, '
         "where the official run decays `cls_token` by 0.05 and mmdg does not (a token is not a weight to "
         "shrink). Official: remove `cls_token` from `optim_wrapper.paramwise_cfg.zero_decay_keys`.",
+    ('position grid at other input sizes', 'none (fixed input size)'):
+        "The official EVA02 backbone adds its position grid as it is and so runs at the training size only "
+        "(its sliding windows); mmdg's EVA02 accepts any size through timm's resampling. Same tokens at 512.",
     ('train sources', 'Cityscapes (image list train_1_16_v1.txt)'):
         'The official 1/16 list of Cityscapes images is not published; mmdg reads its own list file '
         '(docs/datasets.md: how to draw one), so numbers depend on which 186 images it holds.',
@@ -380,6 +423,9 @@ def recipe_of(name: str) -> Optional[str]:
     method = name.split('/')[0]
     if method == 'rein' and '_gta5-to-cbm-512' in name:
         return 'gta5-to-cbm rein-eva02' if '_eva02-l_' in name else 'gta5-to-cbm rein'
+    for proto in ('cityscapes-to-acdc-512', 'cityscapes-to-acdc-1024'):
+        if method == 'rein' and f'_{proto}' in name:
+            return f'{proto} rein'
     for proto in ('gta5+synthia+urbansyn-to-cbm-512', 'gta5+synthia+urbansyn-to-cbm-1024', 'cityscapes-1of16-to-cbm',
                   'gta5+synthia-to-cbm', 'cityscapes-to-bm', 'cityscapes-to-acdc-512', 'cityscapes-to-acdc-1024',
                   'gta5-to-cbm'):
@@ -425,7 +471,8 @@ def render(configs: Dict[str, Config]) -> str:
            'Generated by `python tools/parity.py` from the resolved configs; `tests/test_parity.py` fails when a',
            'config drifts from this table or differs from the official recipe without a documented reason.',
            'Official values: the public SoRA/SoMA repository (ysj9909/SoMA), file named per recipe. Settings',
-           'that do not change results (worker counts, logging, checkpoint keeping) are not compared.', '',
+           'that do not change results (worker counts, logging) are not compared. No recipe selects a',
+           'checkpoint by its score on the unseen target domains: the result is the final iteration\'s.', '',
            '## Where mmdg differs on purpose', '']
     for (setting, official), why in DOCUMENTED.items():
         out.append(f'- **{setting}** (official: {official}): {why}')
@@ -586,6 +633,7 @@ DET_SETTINGS = [
     ('test post-processing', det_postprocess, 'detector'),
     ('backbone', det_backbone, 'detector'),
     ('patch kernel 14 -> 16', patch_resample, ''),
+    ('position grid at other input sizes', pos_resample, ''),
     ('train source', det_train_source, 'protocol'),
     ('train resize', det_train_resize, ''),
     ('train crop', det_train_crop, ''),
@@ -608,6 +656,7 @@ DET_SETTINGS = [
     ('metric', det_metric, ''),
     ('validation interval', val_interval, ''),
     ('seed', seed, ''),
+    ('checkpoints', checkpoints, ''),
     ('method', method, 'method'),
     ('frozen in the backbone', frozen_in_backbone, 'method'),
     ('SVD of', svd_source, 'method'),
@@ -621,7 +670,7 @@ DET_OFFICIAL = dict(
                            'positive queries (at most 300)',
         'test post-processing': 'top 300, soft_nms IoU 0.8',
         'backbone': 'dinov2-l, patch 16, input 1024, blocks (7, 11, 15, 23) at strides (4, 8, 16, 32) + 1 extra level',
-        'patch kernel 14 -> 16': 'bicubic',
+        'patch kernel 14 -> 16': 'bicubic', 'position grid at other input sizes': _POS_TEXT['dinov2'],
         'train source': 'daytime_clear (image list train.txt)', 'train resize': 'random x0.1-2.0 of 1024x1024',
         'train crop': '1024x1024 absolute_range, crops without boxes kept',
         'augmentation': 'flip 0.5, padded to 1024x1024 (114), photometric distortion',
@@ -634,6 +683,7 @@ DET_OFFICIAL = dict(
         'zero weight decay for': 'norm layers; names containing norm, query_embed, level_embed',
         'test resize': 'fit 1024x1024, padded to 1024x1024 (114)', 'validation targets': _DWD_TARGETS,
         'metric': 'VOC mAP@0.5 (11points) per domain', 'validation interval': '4000', 'seed': 'not set',
+        'checkpoints': 'every 4000 iterations, last 8 kept',
         'method': 'SoRA r 16 alpha 16, blocks 8-23', 'frozen in the backbone': 'blocks 0-7; every weight outside the adapters',
         'SVD of': 'random init, pre-trained weights loaded over the residual'})
 #: Detection differences on purpose (the shared ones, e.g. the annealing of zero-decay groups and the SVD

@@ -91,8 +91,8 @@ def report(runner, metrics, results, args):
     if results:
         first = next(iter(results.values()))
         scores = [s for s in ('aAcc', 'mIoU', 'mAcc', 'mAP') if s in first]
-        mean_over = next((m.mean_over for m in runner.test_loop.evaluator.metrics if hasattr(m, 'mean_over')), None)
-        print(domain_table(results, mean_over, scores))
+        metric = next((m for m in runner.test_loop.evaluator.metrics if hasattr(m, 'unseen')), None)
+        print(domain_table(results, getattr(metric, 'mean_over', None), scores, unseen=getattr(metric, 'unseen', None)))
     elif metrics:
         print('\n'.join(f'{k}: {v:.2f}' if isinstance(v, float) else f'{k}: {v}' for k, v in metrics.items()))
     where = [f'log: {osp.join(runner.log_dir, runner.timestamp + ".log")}']

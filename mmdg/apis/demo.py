@@ -105,7 +105,7 @@ def run_demo(method: str = 'sora', data_root: str = DEFAULT_DATA_ROOT, work_dir:
     runner.test()
     trained = domain_results(runner)
     unseen = [n for n in trained if n != 'source']
-    table = domain_table(trained, mean_over=unseen)
+    table = domain_table(trained, unseen=unseen)
     with open(osp.join(cfg.work_dir, 'results.json'), 'w') as f:
         json.dump(dict(method=method, seed=cfg.randomness.get('seed'), pretrained=cfg.model.backbone.pretrained,
                        parameters=parameters, trained=trained, untrained=untrained, seconds=time.time() - t0),

@@ -69,7 +69,7 @@ def run_demo_det(method: str = 'full', data_root: str = DEFAULT_DATA_ROOT, work_
         add_visualization(runner, osp.join(cfg.work_dir, 'overlays'), max_per_domain=num_overlays)
     runner.test()
     results = domain_results(runner)
-    table = domain_table(results, mean_over=[n for n in results if n != 'source'], scores=('mAP',),
+    table = domain_table(results, unseen=[n for n in results if n != 'source'], scores=('mAP',),
                          titles=('mAP@0.5',))
     per_class = per_class_table(results)
     seconds = time.time() - t0

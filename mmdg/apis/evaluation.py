@@ -35,7 +35,7 @@ def domain_test_config(cfg: Config, targets: Optional[List[str]] = None, batch_s
     ``MultiDomainDataset`` (loader settings: batch size, workers, sampler from the config's
     ``test_dataloader``; ``batch_size`` overrides) scored by the multi-domain metric of the task
     (``MultiDomainIoUMetric`` or ``MultiDomainVOCMetric``, with the config's ``val_evaluator`` settings
-    when it is the same metric, and its mean over those of its domains that are evaluated)."""
+    when it is the same metric; its unseen domains narrowed to those evaluated)."""
     domains = select_targets(cfg, targets)
     loader = copy.deepcopy(cfg.get('test_dataloader') or cfg.val_dataloader)
     loader.dataset = dict(type='MultiDomainDataset', domains=domains)
@@ -47,8 +47,8 @@ def domain_test_config(cfg: Config, targets: Optional[List[str]] = None, batch_s
     metric = 'MultiDomainVOCMetric' if cfg.get('task') == 'det' else 'MultiDomainIoUMetric'
     evaluator = next((copy.deepcopy(e) for e in (cfg.get('val_evaluator'), cfg.get('test_evaluator'))
                       if isinstance(e, dict) and e.get('type') == metric), dict(type=metric))
-    mean_over = [d for d in evaluator.get('mean_over') or () if d in domains]
-    evaluator['mean_over'] = mean_over or None
+    for key in ('mean_over', 'unseen'):  # the means over those of their domains that are evaluated
+        evaluator[key] = [d for d in evaluator.get(key) or () if d in domains] or None
     cfg.test_evaluator = evaluator
     cfg.test_cfg = dict(cfg.get('test_cfg') or dict(type='TestLoop'))
     return cfg

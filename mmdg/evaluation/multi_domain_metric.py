@@ -1,6 +1,6 @@
 """aAcc / mIoU / mAcc per domain in one test or validation run over a :class:`mmdg.datasets.MultiDomainDataset`."""
 from collections import defaultdict
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 from mmengine.logging import MMLogger, print_log
@@ -23,6 +23,28 @@ def class_scores(areas: Sequence) -> Dict:
     return dict(aAcc=float(inter.sum() / max(label.sum(), 1) * 100), mIoU=mean(iou), mAcc=mean(acc), IoU=iou, Acc=acc)
 
 
+def mean_domains(domains: Sequence[str], mean_over: Optional[Sequence[str]] = None,
+                 unseen: Optional[Sequence[str]] = None) -> Dict[str, list]:
+    """Which evaluated ``domains`` each mean is over: ``mean`` the official mean of the protocol (``mean_over``,
+    default every evaluated domain: GTA5 -> C/B/M the three targets, Diverse Weather all five domains with
+    Daytime-Clear's test split, Rein's Cityscapes -> ACDC the four conditions without Cityscapes), and
+    ``mean_unseen`` over ``unseen`` where that is another set: a mean of mmdg's own, under its own name."""
+    official = [d for d in mean_over or domains if d in domains]
+    out = dict(mean=official)
+    unseen = [d for d in unseen or () if d in domains]
+    if unseen and set(unseen) != set(official):
+        out['mean_unseen'] = unseen
+    return out
+
+
+def domain_means(metrics: Dict[str, float], domains: Sequence[str], scores: Sequence[str],
+                 mean_over: Optional[Sequence[str]] = None, unseen: Optional[Sequence[str]] = None
+                 ) -> Dict[str, float]:
+    """``mean/<score>`` and, where it differs, ``mean_unseen/<score>`` (see :func:`mean_domains`)."""
+    return {f'{prefix}/{k}': float(np.mean([metrics[f'{d}/{k}'] for d in names])) if names else float('nan')
+            for prefix, names in mean_domains(domains, mean_over, unseen).items() for k in scores}
+
+
 def per_class_iou(areas: Sequence) -> np.ndarray:
     """Per-class IoU (%), NaN for classes absent from both prediction and label."""
     return class_scores(areas)['IoU']
@@ -31,18 +53,19 @@ def per_class_iou(areas: Sequence) -> np.ndarray:
 @METRICS.register_module()
 class MultiDomainIoUMetric(IoUMetric):
     """IoU accumulated separately for each ``data_sample.domain``. Returns ``<domain>/aAcc``,
-    ``<domain>/mIoU``, ``<domain>/mAcc`` for every domain and ``mean/<score>`` (their mean, or the mean
-    over ``mean_over``); the per-class IoU and Acc of every domain are logged as a table with full class
+    ``<domain>/mIoU``, ``<domain>/mAcc`` for every domain, ``mean/<score>`` (the protocol's official mean:
+    over ``mean_over``, default all) and, where ``unseen`` names another set, ``mean_unseen/<score>`` (see
+    :func:`mean_domains`); the per-class IoU and Acc of every domain are logged as a table with full class
     names, and kept with the image counts in ``domain_results`` (``{domain: dict(aAcc, mIoU, mAcc,
     num_images, per_class={class: IoU}, per_class_acc={class: Acc})}``) for the tools' tables. Samples
     without a domain tag count as ``'default'``."""
 
     SCORES = ('aAcc', 'mIoU', 'mAcc')
 
-    def __init__(self, mean_over: Sequence[str] = None, **kwargs):
+    def __init__(self, mean_over: Sequence[str] = None, unseen: Sequence[str] = None, **kwargs):
+        self.mean_over, self.unseen = list(mean_over or []) or None, list(unseen or []) or None
         kwargs.setdefault('iou_metrics', ['mIoU'])
         super().__init__(**kwargs)
-        self.mean_over = list(mean_over) if mean_over else None
         self.domain_results: Dict[str, Dict] = {}
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
@@ -66,9 +89,7 @@ class MultiDomainIoUMetric(IoUMetric):
                 **{k: s[k] for k in self.SCORES}, num_images=len(areas),
                 per_class={c: float(v) for c, v in zip(classes, s['IoU'])},
                 per_class_acc={c: float(v) for c, v in zip(classes, s['Acc'])})
-        names = [d for d in (self.mean_over or by_domain) if d in by_domain]
-        for k in self.SCORES:
-            metrics[f'mean/{k}'] = float(np.mean([metrics[f'{d}/{k}'] for d in names])) if names else float('nan')
+        metrics.update(domain_means(metrics, list(by_domain), self.SCORES, self.mean_over, self.unseen))
         print_log('per-class IoU / Acc by domain:\n' + self._class_table(classes),
                   logger=MMLogger.get_current_instance())
         return metrics

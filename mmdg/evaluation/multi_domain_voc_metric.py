@@ -8,6 +8,7 @@ from mmdet.evaluation import VOCMetric, eval_map
 from mmengine.logging import MMLogger, print_log
 
 from mmdg.registry import METRICS
+from mmdg.evaluation.multi_domain_metric import domain_means
 
 
 def voc_ap_per_class(results: Sequence[Tuple[dict, List[np.ndarray]]], iou_thr: float = 0.5,
@@ -25,19 +26,21 @@ def voc_ap_per_class(results: Sequence[Tuple[dict, List[np.ndarray]]], iou_thr: 
 @METRICS.register_module()
 class MultiDomainVOCMetric(VOCMetric):
     """mmdet's ``VOCMetric`` (mAP at ``iou_thrs``, ``eval_mode='11points'``) computed separately for each
-    ``data_sample.domain``. Returns ``<domain>/mAP`` for every domain and ``mean/mAP`` (their mean, or the
-    mean over ``mean_over``), in percent; the per-class AP of every domain is logged as a table with full
+    ``data_sample.domain``. Returns ``<domain>/mAP`` for every domain, ``mean/mAP`` (the official mean: over
+    ``mean_over``, default all domains, as Diverse Weather's five) and, where ``unseen`` names another set,
+    ``mean_unseen/mAP``, in percent; the per-class AP of every domain is logged as a table with full
     class names and kept with the image counts in ``domain_results`` (``{domain: dict(mAP, num_images,
     per_class={class: AP})}``) for the tools' tables. Samples without a domain tag count as ``'default'``.
     ``nproc``: processes of ``eval_map``."""
     default_prefix = None  # keys as the segmentation metric's: '<domain>/mAP', 'mean/mAP'
 
-    def __init__(self, mean_over: Sequence[str] = None, iou_thrs: float = 0.5, nproc: int = 4, **kwargs):
+    def __init__(self, mean_over: Sequence[str] = None, unseen: Sequence[str] = None, iou_thrs: float = 0.5,
+                 nproc: int = 4, **kwargs):
+        self.mean_over, self.unseen = list(mean_over or []) or None, list(unseen or []) or None
         if not isinstance(iou_thrs, float):
             raise ValueError(f'MultiDomainVOCMetric takes one IoU threshold, got {iou_thrs}')
         kwargs.setdefault('eval_mode', '11points')
         super().__init__(iou_thrs=iou_thrs, metric='mAP', **kwargs)
-        self.mean_over = list(mean_over) if mean_over else None
         self.nproc = nproc
         self.domain_results: Dict[str, Dict] = {}
 
@@ -58,8 +61,7 @@ class MultiDomainVOCMetric(VOCMetric):
             metrics[f'{domain}/mAP'] = mean_ap
             self.domain_results[domain] = dict(mAP=mean_ap, num_images=len(res),
                                                per_class={c: float(v) for c, v in zip(classes, ap)})
-        names = [d for d in (self.mean_over or by_domain) if d in by_domain]
-        metrics['mean/mAP'] = float(np.mean([metrics[f'{d}/mAP'] for d in names])) if names else float('nan')
+        metrics.update(domain_means(metrics, list(by_domain), ('mAP',), self.mean_over, self.unseen))
         width = max(len(c) for c in classes)
         domains = list(self.domain_results)
         fmt = lambda v: '     -' if v != v else f'{v:6.2f}'  # noqa: E731

@@ -17,17 +17,20 @@ def _cell(v: float) -> str:
 
 
 def domain_table(results: Dict[str, Dict], mean_over: Optional[List[str]] = None,
-                 scores: Sequence[str] = ('aAcc', 'mIoU', 'mAcc'), titles: Optional[Sequence[str]] = None) -> str:
-    """``| domain | <scores> | images |`` with a bold row of the mean over ``mean_over`` (default: all)."""
+                 scores: Sequence[str] = ('aAcc', 'mIoU', 'mAcc'), titles: Optional[Sequence[str]] = None,
+                 unseen: Optional[List[str]] = None) -> str:
+    """``| domain | <scores> | images |`` with a bold row per mean of :func:`mean_domains`: ``mean`` (the
+    protocol's official mean, over ``mean_over``, default all) and, where it differs, ``mean_unseen``."""
+    from mmdg.evaluation.multi_domain_metric import mean_domains
     names = list(results)
-    mean_over = [n for n in (mean_over or names) if n in results]
     titles = list(titles or scores)
     rows = ['| domain | ' + ' | '.join(titles) + ' | images |', '|---|' + '---:|' * (len(scores) + 1)]
     rows += [f'| {n} | ' + ' | '.join(_cell(results[n][s]) for s in scores) + f' | {results[n]["num_images"]} |'
              for n in names]
-    if mean_over:
-        means = [float(np.mean([results[n][s] for n in mean_over])) for s in scores]
-        rows.append(f'| **mean ({", ".join(mean_over)})** | ' + ' | '.join(f'**{_cell(m)}**' for m in means) + ' | |')
+    for label, over in mean_domains(names, mean_over, unseen).items():
+        if over:
+            means = [float(np.mean([results[n][s] for n in over])) for s in scores]
+            rows.append(f'| **{label} ({", ".join(over)})** | ' + ' | '.join(f'**{_cell(m)}**' for m in means) + ' | |')
     return '\n'.join(rows)
 
 

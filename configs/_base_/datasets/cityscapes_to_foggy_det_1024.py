@@ -54,6 +54,6 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type='MultiDomainDataset', domains=target_datasets))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='MultiDomainVOCMetric', iou_thrs=0.5, eval_mode='11points', mean_over=['foggy_cityscapes'])
+val_evaluator = dict(type='MultiDomainVOCMetric', iou_thrs=0.5, eval_mode='11points', unseen=['foggy_cityscapes'])
 test_evaluator = val_evaluator
 del _domain

@@ -40,6 +40,6 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type='MultiDomainDataset', domains=target_datasets))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='MultiDomainIoUMetric', mean_over=['realistic', 'night', 'fog', 'rain'])
+val_evaluator = dict(type='MultiDomainIoUMetric', unseen=['realistic', 'night', 'fog', 'rain'])
 test_evaluator = val_evaluator
 del _domain

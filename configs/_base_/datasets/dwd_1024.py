@@ -59,6 +59,6 @@ val_dataloader = dict(
     dataset=dict(type='MultiDomainDataset', domains=target_datasets))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='MultiDomainVOCMetric', iou_thrs=0.5, eval_mode='11points',
-                     mean_over=['night_sunny', 'dusk_rainy', 'night_rainy', 'daytime_foggy'])
+                     unseen=['night_sunny', 'dusk_rainy', 'night_rainy', 'daytime_foggy'])
 test_evaluator = val_evaluator
 del _domain

@@ -40,6 +40,6 @@ val_dataloader = dict(
     dataset=dict(type='MultiDomainDataset', domains=target_datasets))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='MultiDomainVOCMetric', iou_thrs=0.5, eval_mode='11points',
-                     mean_over=['realistic', 'night', 'fog', 'rain'])
+                     unseen=['realistic', 'night', 'fog', 'rain'])
 test_evaluator = val_evaluator
 del _domain

@@ -16,6 +16,7 @@ model = dict(
         img_size=1024,
         patch_size=16,
         patch_resample='bicubic',  # the official conversion of the 14x14 kernel and the position grid
+        pos_resample='dinov2',  # other input sizes: DINOv2's own grid resampling, as the official backbone
         out_indices=(7, 11, 15, 23),
         out_strides=(4, 8, 16, 32),
         pretrained='checkpoints/dinov2_vitl14_pretrain.pth',

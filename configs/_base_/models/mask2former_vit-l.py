@@ -18,6 +18,9 @@ model = dict(
         # the official conversion's plain bicubic kernel / position resampling, which the released
         # models and their frozen blocks were trained with ('pinv': timm's norm-preserving resampling)
         patch_resample='bicubic',
+        # inputs of another size (whole-image tests, TTA) resample the grid by DINOv2's own rule, as the
+        # official backbone does ('timm': timm's antialiased resampling by size)
+        pos_resample='dinov2',
         out_indices=(7, 11, 15, 23),
         out_strides=(4, 8, 16, 32),
         pretrained='checkpoints/dinov2_vitl14_pretrain.pth',

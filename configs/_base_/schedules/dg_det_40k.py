@@ -28,8 +28,9 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=4000, max_keep_ckpts=3,
-                    save_best='mean/mAP', rule='greater'),
+    # Every 4k iterations, the last 8 kept, as the official recipe; the result is the final iteration's. No
+    # `save_best`: choosing a checkpoint by its score on the unseen target domains is choosing on the test set.
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=4000, max_keep_ckpts=8),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='mmdet.DetVisualizationHook'),
 )

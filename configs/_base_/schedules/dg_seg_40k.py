@@ -25,8 +25,10 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=4000, max_keep_ckpts=3,
-                    save_best='mean/mIoU', rule='greater'),
+    # Every 4k iterations, the last 6 kept, as the official recipe; the result is the final iteration's. No
+    # `save_best`: the validation domains are the unseen targets, and choosing a checkpoint by its score
+    # there is choosing on the test set (docs/model_zoo.md, "Which checkpoint is the result").
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=4000, max_keep_ckpts=6),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'),
 )

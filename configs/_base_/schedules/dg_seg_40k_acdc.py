@@ -6,3 +6,4 @@ param_scheduler = [
     dict(type='PolyLR', eta_min=0, power=0.9, begin=10000, end=40000, by_epoch=False),
     dict(type='AnnealedWeightDecay', eta_min=1e-5, begin=0, end=40000, by_epoch=False, keep_zero=True),
 ]
+default_hooks = dict(checkpoint=dict(max_keep_ckpts=8))  # the official ACDC recipes keep 8

@@ -8,4 +8,4 @@ param_scheduler = [
     dict(type='AnnealedWeightDecay', eta_min=1e-5, begin=0, end=4000, by_epoch=False, keep_zero=True),
 ]
 train_cfg = dict(max_iters=4000, val_interval=400)
-default_hooks = dict(checkpoint=dict(interval=400))
+default_hooks = dict(checkpoint=dict(interval=400, max_keep_ckpts=7))

@@ -10,3 +10,4 @@ optim_wrapper = dict(
         zero_decay_keys=('norm', 'query_embed', 'level_embed', 'learnable_tokens', 'reins.scale')))
 param_scheduler = [dict(type='PolyLR', eta_min=0, power=0.9, begin=0, end=40000, by_epoch=False)]
 train_cfg = dict(val_interval=10000)
+default_hooks = dict(checkpoint=dict(max_keep_ckpts=3))  # the official Rein recipe keeps 3

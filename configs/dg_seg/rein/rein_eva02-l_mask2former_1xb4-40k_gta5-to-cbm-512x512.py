@@ -3,4 +3,4 @@
 # drop path does nothing; mmdg's 0 computes the same.)
 _base_ = ['../../_base_/methods/rein.py', '../../_base_/datasets/gta5_to_cbm_512_rein.py',
           '../../_base_/schedules/rein_40k.py']
-model = dict(backbone=dict(arch='eva02-l', pretrained='checkpoints/eva02_L_pt_m38m_p14.pt'))
+model = dict(backbone=dict(arch='eva02-l', pos_resample='timm', pretrained='checkpoints/eva02_L_pt_m38m_p14.pt'))

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 
 from mmdg.adapters import inject_adapters
-from mmdg.models.backbones.vit_weights import build_timm_vit, check_patch_resample, load_vit_weights
+from mmdg.models.backbones.vit_weights import (build_timm_vit, check_patch_resample, load_vit_weights,
+                                               use_pos_resample)
 from mmdg.registry import MODELS
 
 
@@ -33,6 +34,10 @@ class TimmViT(BaseModule):
             positions) or ``'bicubic'`` (plain bicubic interpolation of both, the official SoRA/SoMA
             conversion; its released models were trained on those tokens). A file that already has the
             model's sizes is loaded as it is either way.
+        pos_resample: how the position grid is resampled for inputs of another size than ``img_size``
+            (whole-image tests, detection scales, TTA; sliding windows of the crop size need none):
+            ``'timm'`` (by size, antialiased) or ``'dinov2'`` (DINOv2's own ``interpolate_pos_encoding``, as
+            the official SoRA/SoMA and Rein backbones: the recipes that reproduce them use it).
         adapter: ``dict(type='SoRA', ...)`` for :func:`mmdg.adapters.inject_adapters`, or ``None``.
         frozen_blocks: the first k blocks (and the embeddings) get no trainable parameter.
         freeze: freeze the whole ViT (the "frozen backbone" baseline).
@@ -56,6 +61,7 @@ class TimmViT(BaseModule):
                  out_strides: Optional[Sequence[int]] = (4, 8, 16, 32),
                  pretrained: Optional[str] = None,
                  patch_resample: str = 'pinv',
+                 pos_resample: str = 'timm',
                  adapter: Optional[Dict] = None,
                  frozen_blocks: int = 0,
                  freeze: bool = False,
@@ -70,6 +76,7 @@ class TimmViT(BaseModule):
         self.patch_resample = check_patch_resample(patch_resample)
         self.vit = build_timm_vit(arch, img_size=img_size, patch_size=patch_size,
                                   drop_path_rate=drop_path_rate, **(model_kwargs or {}))
+        use_pos_resample(self.vit, pos_resample)
         depth = len(self.vit.blocks)
         self.out_indices = [i if i >= 0 else depth + i for i in out_indices]
         bad = [i for i in self.out_indices if not 0 <= i < depth]

@@ -112,6 +112,60 @@ def resample_bicubic(state_dict: Dict[str, torch.Tensor], model: nn.Module) -> D
     return out
 
 
+#: How a ViT's position grid is resampled at run time for inputs of another size (see :func:`use_pos_resample`).
+POS_RESAMPLE = ('timm', 'dinov2')
+
+
+def resample_pos_dinov2(pos_embed: torch.Tensor, new_grid: Tuple[int, int], old_grid: Tuple[int, int],
+                        num_prefix: int) -> torch.Tensor:
+    """DINOv2's own ``interpolate_pos_encoding`` (Meta's code, and the official SoRA/SoMA and Rein backbones):
+    bicubic ``F.interpolate`` by ``scale_factor=(n + 0.1) / N`` per side, not by size, without antialiasing,
+    in float32; the ``num_prefix`` leading (class) positions unchanged, the grid kept where it already fits.
+    timm's dynamic sizing (by size, antialiased) gives other embeddings at every other size: 0.44 max-abs
+    at 512x512 from DINOv2-L's 37x37 grid."""
+    new_grid, old_grid = tuple(int(s) for s in new_grid), tuple(int(s) for s in old_grid)
+    if new_grid == old_grid:
+        return pos_embed
+    dtype, dim = pos_embed.dtype, pos_embed.shape[-1]
+    prefix, grid = pos_embed[:, :num_prefix], pos_embed[:, num_prefix:].float()
+    grid = grid.reshape(1, *old_grid, dim).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, scale_factor=((new_grid[0] + 0.1) / old_grid[0], (new_grid[1] + 0.1) / old_grid[1]),
+                         mode='bicubic')
+    if tuple(grid.shape[-2:]) != new_grid:  # the +0.1 keeps floor(N * (n + 0.1) / N) == n
+        raise RuntimeError(f'position grid {old_grid} resampled to {tuple(grid.shape[-2:])}, not {new_grid}')
+    grid = grid.permute(0, 2, 3, 1).reshape(1, new_grid[0] * new_grid[1], dim)
+    return torch.cat([prefix.float(), grid], dim=1).to(dtype)
+
+
+def _pos_embed_dinov2(self, x: torch.Tensor) -> torch.Tensor:
+    """timm's ``VisionTransformer._pos_embed`` (dynamic image size) with :func:`resample_pos_dinov2`."""
+    B, H, W, C = x.shape
+    num_prefix = 0 if self.no_embed_class else self.num_prefix_tokens
+    pos_embed = resample_pos_dinov2(self.pos_embed, (H, W), self.patch_embed.grid_size, num_prefix)
+    x = x.view(B, -1, C)
+    to_cat = [t.expand(B, -1, -1) for t in (self.cls_token, self.reg_token) if t is not None]
+    if self.no_embed_class:
+        x = torch.cat(to_cat + [x + pos_embed], dim=1)
+    else:
+        x = torch.cat(to_cat + [x], dim=1) + pos_embed
+    return self.pos_drop(x)
+
+
+def use_pos_resample(model: nn.Module, pos_resample: str) -> nn.Module:
+    """Choose how ``model`` (a timm ViT built with dynamic image size) resamples its position grid for inputs
+    of another size: ``'timm'`` (timm's own, by size, antialiased) or ``'dinov2'`` (DINOv2's own rule, what
+    the official SoRA/SoMA and Rein backbones compute: whole-image tests, detection scales, TTA)."""
+    if pos_resample not in POS_RESAMPLE:
+        raise ValueError(f'pos_resample={pos_resample!r}: use one of {", ".join(POS_RESAMPLE)}')
+    if pos_resample == 'dinov2':
+        from timm.models.vision_transformer import VisionTransformer
+        if not isinstance(model, VisionTransformer) or getattr(model, 'pos_embed', None) is None:
+            raise ValueError(f"pos_resample='dinov2' is DINOv2's rule for a learned position grid; "
+                             f"{type(model).__name__} has none to resample that way (use 'timm')")
+        model._pos_embed = _pos_embed_dinov2.__get__(model)
+    return model
+
+
 def convert_to_timm(state_dict: Dict[str, torch.Tensor], model: nn.Module,
                     patch_resample: str = 'pinv') -> Dict[str, torch.Tensor]:
     """Official (or timm) layout -> ``model``'s timm layout, resampling patch kernel and position grid.
