@@ -106,10 +106,11 @@ def test_every_head_has_a_loss_and_learns():
 
 def _plain_dino_cfg(cfg: dict) -> dict:
     cfg = copy.deepcopy(cfg)
-    for k in ('rpn_head', 'roi_head', 'aux_bbox_head', 'max_pos_coords'):
+    for k in ('rpn_head', 'roi_head', 'aux_bbox_head', 'max_pos_coords', 'transformer_init'):
         cfg.pop(k)
     cfg['type'] = 'DINO'
     cfg['bbox_head']['type'] = 'DINOHead'
+    cfg['bbox_head'].pop('reference_eps')
     cfg['test_cfg'].pop('nms', None)
     return cfg
 
@@ -118,6 +119,7 @@ def test_inference_is_plain_dino_without_aux_heads():
     cfg = tiny_codino_cfg()
     cfg['test_cfg'].pop('nms')
     model = build(cfg).eval()
+    model.bbox_head.reference_eps = 1e-5  # mmdet's DINO head's (the official Co-DINO's 1e-3: tested below)
     dino = build(_plain_dino_cfg(cfg)).eval()
     missing, unexpected = dino.load_state_dict(model.state_dict(), strict=False)
     assert not missing
@@ -179,3 +181,43 @@ def test_two_process_gloo_no_unused_parameters(tmp_path):
     mp.start_processes(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True, start_method='fork')
     for rank in range(2):
         assert (tmp_path / f'{rank}.txt').read_text() == 'OK'
+
+
+def test_reference_eps_and_init_as_the_official_codino():
+    """The head un-sigmoids its reference points with eps 1e-3 (official Co-DINO head; mmdet's DINO head
+    1e-5): a box at the image border or under a pixel comes out differently, one inside the image does not.
+    The auxiliary heads get their own init (ATSS's prior bias), which a torch ModuleList hid from mmengine;
+    transformer_init='official' leaves the transformer's matrices at their construction values."""
+    from mmdet.models.layers.transformer import inverse_sigmoid
+    from mmdet.models.utils import multi_apply  # noqa: F401  (mmdet importable)
+    from mmengine.model import bias_init_with_prob
+    model = build(tiny_codino_cfg())
+    head = model.bbox_head
+    assert head.reference_eps == 1e-3
+    layers = model.decoder.num_layers
+    hidden = torch.randn(layers, 1, 3, head.embed_dims)
+    refs = torch.tensor([[0.5, 0.5, 0.2, 0.2], [0.99995, 0.5, 0.1, 0.1], [0.5, 0.5, 0.2, 0.000002]])
+    references = [refs[None]] * (layers + 1)
+    with torch.no_grad():
+        _, coords = head(hidden, references)
+        want = (head.reg_branches[-1](hidden[-1]) + inverse_sigmoid(refs[None], eps=1e-3)).sigmoid()
+        torch.testing.assert_close(coords[-1], want)
+        head.reference_eps = 1e-5
+        _, coords_mmdet = head(hidden, references)
+    torch.testing.assert_close(coords[-1][0, 0], coords_mmdet[-1][0, 0])  # inside the image: the same
+    assert not torch.allclose(coords[-1][0, 1:], coords_mmdet[-1][0, 1:])  # at the border / tiny: not
+
+    torch.manual_seed(0)
+    official = build(tiny_codino_cfg())
+    before = {k: v.clone() for k, v in official.state_dict().items()}
+    official.init_weights()
+    atss_cls = official.aux_bbox_head[0].atss_cls.bias
+    assert torch.allclose(atss_cls, torch.full_like(atss_cls, bias_init_with_prob(0.01)))
+    enc = 'encoder.layers.0.ffn.layers.0.0.weight'
+    assert torch.equal(official.state_dict()[enc], before[enc])  # PyTorch's default, as constructed
+    torch.manual_seed(0)
+    mmdet_init = build(dict(tiny_codino_cfg(), transformer_init='mmdet'))
+    mmdet_init.init_weights()
+    assert not torch.equal(mmdet_init.state_dict()[enc], before[enc])  # xavier-uniform redrawn
+    with pytest.raises(ValueError, match='transformer_init'):
+        build(dict(tiny_codino_cfg(), transformer_init='xavier'))

@@ -455,8 +455,8 @@ def official_codino_layout(rnd, width=SMALL['dim'], d=256, heads=8, points=4):
         ffn(p + 'ffns.0')
         for j in range(3):
             norm(p + f'norms.{j}', d)
-    lin(t + 'decoder.ref_point_head.layers.0', d, 2 * d)
-    lin(t + 'decoder.ref_point_head.layers.1', d, d)
+    lin(t + 'decoder.ref_point_head.0', d, 2 * d)  # the official nn.Sequential(Linear, ReLU, Linear)
+    lin(t + 'decoder.ref_point_head.2', d, d)
     norm(t + 'decoder.norm', d)
     lin(t + 'enc_output', d, d)
     norm(t + 'enc_output_norm', d)
@@ -621,7 +621,7 @@ def reference_codino_decoder(sd, feats, num_queries=DET['queries'], heads=8, poi
     for i in range(DET['dec']):
         p = f'{t}decoder.layers.{i}.'
         sine = coordinate_to_encoding(reference)
-        qpos = lin(t + 'decoder.ref_point_head.layers.1', F.relu(lin(t + 'decoder.ref_point_head.layers.0', sine)))
+        qpos = lin(t + 'decoder.ref_point_head.2', F.relu(lin(t + 'decoder.ref_point_head.0', sine)))
         qk = (query + qpos).transpose(0, 1)
         attn = F.multi_head_attention_forward(
             qk, qk, query.transpose(0, 1), d, heads, sd[p + 'attentions.0.attn.in_proj_weight'],
@@ -638,7 +638,8 @@ def reference_codino_decoder(sd, feats, num_queries=DET['queries'], heads=8, poi
             hidden = ln(t + 'decoder.norm', query)
             cls = lin(f'query_head.cls_branches.{i}', hidden)
             r_out = lin(r + '.4', F.relu(lin(r + '.2', F.relu(lin(r + '.0', hidden)))))
-            return cls, (r_out + inverse_sigmoid(reference)).sigmoid()
+            # the official Co-DINO head un-sigmoids its reference with eps 1e-3 (co_dino_head.py, forward)
+            return cls, (r_out + inverse_sigmoid(reference, eps=1e-3)).sigmoid()
         reference = (delta + inverse_sigmoid(reference, eps=1e-3)).sigmoid()
 
 
@@ -675,3 +676,27 @@ def test_released_detection_decoder_equals_the_reference(tmp_path):
             merged, x, SMALL['dim'], SMALL['depth'], SMALL['heads'], SMALL['out'])))
     torch.testing.assert_close(cls[-1], want_cls, rtol=1e-3, atol=1e-3)
     torch.testing.assert_close(boxes[-1], want_boxes, rtol=1e-3, atol=1e-3)
+
+
+# --- the released layouts as the official code defines them (tests/official/, made from the official models)
+def official_manifest(name):
+    import json
+    with open(osp.join(REPO, 'tests', 'official', name)) as f:
+        return json.load(f)
+
+
+def test_released_detection_layout_of_the_official_model_converts_completely():
+    """Every tensor of the released detection file, named and shaped as the official DGOD model and its
+    extraction script make it (not as we wrote it by hand), has its place in mmdg's full-size Co-DINO, and
+    every tensor of that model is filled: an unmapped, unexpected, missing or mis-shaped key fails here."""
+    from mmdg.models.backbones.soma_weights import codino_soma_to_mmdg
+    manifest = official_manifest('soma_dgod_manifest.json')
+    released = {k: torch.empty(shape, device='meta') for k, shape in manifest['released'].items()}
+    assert {'query_head.transformer.decoder.ref_point_head.0.weight',
+            'query_head.transformer.decoder.ref_point_head.2.weight'} <= set(released)
+    model = build_on_meta(Config.fromfile(osp.join(REPO, DET_CONFIG)))
+    dinov2 = meta_dinov2(1024, 24, Random(device='meta'))
+    state = codino_soma_to_mmdg(dinov2, released, model)
+    own = model.state_dict()
+    assert list(state) == list(own)
+    assert all(state[k].shape == own[k].shape for k in own)

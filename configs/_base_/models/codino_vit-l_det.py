@@ -60,7 +60,8 @@ model = dict(
     bbox_head=dict(
         type='CoDINOHead',
         num_classes=num_classes,
-        sync_cls_avg_factor=True,
+        sync_cls_avg_factor=False,  # the official head's (mmdet's DETR default; DINO's own configs say True)
+        reference_eps=1e-3,  # inverse_sigmoid of the reference points, as the official Co-DINO head
         loss_cls=dict(type='QualityFocalLoss', use_sigmoid=True, beta=2.0, loss_weight=1.0),
         loss_bbox=dict(type='L1Loss', loss_weight=5.0),
         loss_iou=dict(type='GIoULoss', loss_weight=2.0)),
@@ -130,6 +131,7 @@ model = dict(
         test_cfg=dict(nms_pre=1000, min_bbox_size=0, score_thr=0.0, nms=dict(type='nms', iou_threshold=0.6),
                       max_per_img=100))],
     max_pos_coords=300,
+    transformer_init='official',  # PyTorch defaults in the transformer, as the official run (docs/parity.md)
     train_cfg=dict(
         assigner=dict(
             type='HungarianAssigner',

@@ -246,7 +246,9 @@ _CODINO_RULES = [(re.compile(p), r) for p, r in [
     (r'^query_head\.transformer\.decoder\.layers\.(\d+)\.attentions\.1\.', r'decoder.layers.\1.cross_attn.'),
     (r'^query_head\.transformer\.decoder\.layers\.(\d+)\.ffns\.0\.', r'decoder.layers.\1.ffn.'),
     (r'^query_head\.transformer\.decoder\.layers\.(\d+)\.norms\.', r'decoder.layers.\1.norms.'),
-    (r'^query_head\.transformer\.decoder\.ref_point_head\.', 'decoder.ref_point_head.'),
+    # an nn.Sequential(Linear, ReLU, Linear) there (.0 / .2), mmdet's MLP here (.layers.0 / .layers.1)
+    (r'^query_head\.transformer\.decoder\.ref_point_head\.0\.', 'decoder.ref_point_head.layers.0.'),
+    (r'^query_head\.transformer\.decoder\.ref_point_head\.2\.', 'decoder.ref_point_head.layers.1.'),
     (r'^query_head\.transformer\.decoder\.norm\.', 'decoder.norm.'),
     (r'^query_head\.transformer\.level_embeds$', 'level_embed'),
     (r'^query_head\.transformer\.enc_output\.', 'memory_trans_fc.'),

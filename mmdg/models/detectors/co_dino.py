@@ -26,6 +26,7 @@ from mmdet.structures import SampleList
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_overlaps, bbox_xyxy_to_cxcywh
 from mmdet.utils import reduce_mean
 from mmengine.config import ConfigDict
+from mmengine.model import BaseModule, ModuleList
 from mmengine.registry import DefaultScope
 from torch import Tensor
 
@@ -41,8 +42,30 @@ def _register(cls):
 @_register
 class CoDINOHead(DINOHead):
     """DINO's head with (1) an optional NMS after the top-k selection at test time (soft-NMS in the
-    published Co-DINO recipe) and (2) the one-to-one loss of the auxiliary query groups, whose targets
-    are given by the auxiliary heads instead of a Hungarian matching."""
+    published Co-DINO recipe), (2) the one-to-one loss of the auxiliary query groups, whose targets
+    are given by the auxiliary heads instead of a Hungarian matching, and (3) the reference points of its
+    predictions un-sigmoided with ``reference_eps`` (official Co-DINO head: 1e-3, in its forward and in
+    its auxiliary-query path; mmdet's DINO head: 1e-5), which changes boxes near the image border and
+    boxes under about a pixel."""
+
+    def __init__(self, *args, reference_eps: float = 1e-3, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.reference_eps = reference_eps
+
+    def forward(self, hidden_states: Tensor, references: List[Tensor]) -> Tuple[Tensor, Tensor]:
+        """mmdet's ``DeformableDETRHead.forward`` with ``inverse_sigmoid(reference, eps=reference_eps)``."""
+        classes, coords = [], []
+        for layer_id in range(hidden_states.shape[0]):
+            reference = inverse_sigmoid(references[layer_id], eps=self.reference_eps)
+            hidden_state = hidden_states[layer_id]
+            tmp = self.reg_branches[layer_id](hidden_state)
+            if reference.shape[-1] == 4:
+                tmp = tmp + reference
+            else:
+                tmp = torch.cat([tmp[..., :2] + reference, tmp[..., 2:]], dim=-1)
+            classes.append(self.cls_branches[layer_id](hidden_state))
+            coords.append(tmp.sigmoid())
+        return torch.stack(classes), torch.stack(coords)
 
     def _predict_by_feat_single(self, cls_score, bbox_pred, img_meta, rescale=True):
         results = super()._predict_by_feat_single(cls_score, bbox_pred, img_meta, rescale)
@@ -152,11 +175,20 @@ class CoDINO(DINO):
         with_pos_coord: feed the RoI and dense heads' assignments to the decoder as query groups.
         max_pos_coords: at most this many positives per image and group (the rest sampled out).
         min_pos_coords: each group has at least this many queries (padding with negatives).
+        transformer_init: ``'official'`` (default): the encoder / decoder / query projections keep PyTorch's
+            default init, as in the official Co-DINO, whose transformer ``init_weights`` is never called (the
+            heads' and deformable attention's own inits run in both modes; the level embeddings, left as
+            uninitialised memory there, are drawn from N(0, 1) as that unused init intended);
+            ``'mmdet'``: mmdet's DINO init (xavier-uniform over the transformer's matrices).
     """
 
     def __init__(self, *args, rpn_head: Optional[dict] = None, roi_head: Optional[List[dict]] = None,
                  aux_bbox_head: Optional[List[dict]] = None, with_pos_coord: bool = True,
-                 max_pos_coords: int = 300, min_pos_coords: int = 9, **kwargs) -> None:
+                 max_pos_coords: int = 300, min_pos_coords: int = 9, transformer_init: str = 'official',
+                 **kwargs) -> None:
+        if transformer_init not in ('official', 'mmdet'):
+            raise ValueError(f"transformer_init={transformer_init!r}: use 'official' or 'mmdet'")
+        self.transformer_init = transformer_init
         # mmdet builds the parts through the current scope; under an mmdg config it must be mmdet's
         with DefaultScope.overwrite_default_scope('mmdet'):
             super().__init__(*args, **kwargs)
@@ -171,8 +203,10 @@ class CoDINO(DINO):
                 c.bbox_head.num_classes = num_classes
             aux_bbox_head = [ConfigDict(c, num_classes=num_classes) for c in aux_bbox_head or []]
             self.rpn_head = MMDET_MODELS.build(ConfigDict(rpn_head)) if rpn_head else None
-            self.roi_head = nn.ModuleList(MMDET_MODELS.build(c) for c in roi_head)
-            self.aux_bbox_head = nn.ModuleList(MMDET_MODELS.build(c) for c in aux_bbox_head)
+            # mmengine's ModuleList: init_weights reaches the heads inside (a torch one hides them, and the
+            # ATSS prior bias, the RoI head's small regression init never ran; the official calls each one)
+            self.roi_head = ModuleList(MMDET_MODELS.build(c) for c in roi_head)
+            self.aux_bbox_head = ModuleList(MMDET_MODELS.build(c) for c in aux_bbox_head)
         if self.roi_head and self.rpn_head is None:
             raise ValueError('roi_head needs rpn_head for its proposals')
         num_groups = (len(self.roi_head) + len(self.aux_bbox_head)) if with_pos_coord else 0
@@ -183,6 +217,12 @@ class CoDINO(DINO):
         self.downsample = nn.Sequential(
             nn.Conv2d(self.embed_dims, self.embed_dims, kernel_size=3, stride=2, padding=1),
             nn.GroupNorm(32 if self.embed_dims % 32 == 0 else 1, self.embed_dims))
+
+    def init_weights(self) -> None:
+        if self.transformer_init == 'mmdet':
+            return super().init_weights()
+        BaseModule.init_weights(self)  # the children's own inits: backbone, neck, heads, deformable attention
+        nn.init.normal_(self.level_embed)
 
     @property
     def with_aux(self) -> bool:
