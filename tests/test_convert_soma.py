@@ -700,3 +700,18 @@ def test_released_detection_layout_of_the_official_model_converts_completely():
     own = model.state_dict()
     assert list(state) == list(own)
     assert all(state[k].shape == own[k].shape for k in own)
+
+
+@pytest.mark.parametrize('manifest, crop', [('soma_seg512_manifest.json', 512), ('soma_seg1024_manifest.json', 1024)])
+def test_released_segmentation_layout_of_the_official_model_converts_completely(manifest, crop):
+    """The released SoMA segmentation files (weights and their EMA), named and shaped as the official model
+    and tools/extract_soma_weights.py make them, fill every tensor of mmdg's recipe model, none left over."""
+    man = official_manifest(manifest)
+    model = build_on_meta(Config.fromfile(soma_cli.default_config(crop)))
+    own = model.state_dict()
+    dinov2 = meta_dinov2(1024, 24, Random(device='meta'))
+    for part in ('released', 'released_ema'):
+        soma = {k.replace('module.', '', 1) if part == 'released_ema' else k: torch.empty(s, device='meta')
+                for k, s in man[part].items() if k != 'steps'}
+        state = soma_to_mmdg(dinov2, soma, model)
+        assert list(state) == list(own) and all(state[k].shape == own[k].shape for k in own), part

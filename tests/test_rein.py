@@ -238,3 +238,24 @@ def test_layouts_that_do_not_fit_are_refused(release):
                            str(release['root'] / 'x.pth'), '--config',
                            osp.join(REPO, 'configs', 'dg_seg', 'sora',
                                     'sora_dinov2-l_mask2former_1xb4-40k_gta5-to-cbm-512x512.py')])
+
+
+def test_released_rein_layout_of_the_official_model_converts_completely():
+    """The "rein and head" file as the official Rein model's own state_dict makes it (tests/official/, built
+    from the official code): every tensor has its place in mmdg's Rein recipe model and fills it."""
+    import glob
+    import json
+    with open(osp.join(REPO, 'tests', 'official', 'rein_dinov2l_gta5_manifest.json')) as f:
+        released = {k: torch.empty(s, device='meta') for k, s in json.load(f)['released'].items()}
+    assert released['backbone.reins.learnable_tokens_a'].shape == (24, 100, 16)
+    cfg = Config.fromfile(sorted(glob.glob(osp.join(REPO, rein_cli.DEFAULT_CONFIG)))[0])
+    init_default_scope('mmdg')
+    from mmdg.registry import MODELS
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.backbone.pretrained = None
+    with torch.device('meta'):
+        model = MODELS.build(model_cfg)
+        dinov2 = timm.create_model('vit_large_patch14_dinov2', pretrained=False, num_classes=0)  # the 518 grid
+    state = rein_cli.rein_to_mmdg(dinov2.state_dict(), released, model)
+    own = model.state_dict()
+    assert sorted(state) == sorted(own) and all(state[k].shape == own[k].shape for k in own)

@@ -10,8 +10,11 @@ configs, so that the two columns compare as text. Every row where they differ mu
 fail otherwise, so a config that drifts from the recipe cannot go unnoticed.
 """
 import argparse
+import functools
 import glob
+import json
 import os.path as osp
+import re
 import sys
 from typing import Dict, List, Optional
 
@@ -22,6 +25,107 @@ from mmengine.config import Config  # noqa: E402
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DOC = osp.join(REPO, 'docs', 'parity.md')
 CONFIG_DIR = osp.join(REPO, 'configs', 'dg_seg')
+#: Each official config's model (all but the backbone) flattened, read from the official files themselves by
+#: tests/official/make_official_fixtures.py: the source of every row of the "model settings" tables.
+OFFICIAL_MODELS = osp.join(REPO, 'tests', 'official', 'official_model_configs.json')
+
+
+def flatten(d, prefix: str = '') -> dict:
+    """``{'a.b.0.c': leaf}`` of a nested config (lists of dicts indexed, tuples as lists)."""
+    if isinstance(d, dict):
+        return {k: v for key, val in d.items() for k, v in flatten(val, f'{prefix}.{key}' if prefix else str(key)).items()}
+    if isinstance(d, (list, tuple)) and any(isinstance(x, dict) for x in d):
+        return {k: v for i, val in enumerate(d) for k, v in flatten(val, f'{prefix}.{i}').items()}
+    return {prefix: list(d) if isinstance(d, tuple) else d}
+
+
+def _same_value(ours, theirs) -> bool:
+    def norm(v):
+        v = json.loads(json.dumps(v))
+        return v[len('mmdet.'):] if isinstance(v, str) and v.startswith('mmdet.') else v  # a scope prefix only
+    return norm(ours) == norm(theirs)
+
+
+@functools.lru_cache(maxsize=None)
+def _official_models() -> Dict[str, Dict[str, object]]:
+    with open(OFFICIAL_MODELS) as f:
+        return json.load(f)
+
+
+def official_model(key: str) -> Dict[str, object]:
+    return _official_models()[key]
+
+
+#: Official model-config path -> mmdg path, first match wins; None: how the official config lays its
+#: modules out (class names of its mmcv 1.x-style transformer, op order), not a setting. Unmatched: same path.
+SEG_MODEL_RULES = [(r'^type$', None)]
+DET_MODEL_RULES = [(re.compile(p), r) for p, r in [
+    (r'^(type|use_lsj|eval_module)$', None),
+    (r'^query_head\.num_query$', 'num_queries'),
+    (r'^query_head\.as_two_stage$', 'as_two_stage'),
+    (r'^query_head\.in_channels$', None),  # unused by the official head
+    (r'^query_head\.dn_cfg\.', 'dn_cfg.'),
+    (r'^query_head\.transformer\.(type|with_coord_feat|num_co_heads)$', None),
+    (r'^query_head\.transformer\.num_feature_levels$', 'num_feature_levels'),
+    (r'^query_head\.transformer\.(encoder|decoder)\.(type|with_cp)$', None),
+    (r'^query_head\.transformer\.(encoder|decoder)\.transformerlayers\.(type|operation_order)$', None),
+    (r'^query_head\.transformer\.(encoder|decoder)\.transformerlayers\.attn_cfgs(\.\d)?\.type$', None),
+    (r'^query_head\.transformer\.(encoder|decoder)\.(num_layers|return_intermediate)$', r'\1.\2'),
+    (r'^query_head\.transformer\.encoder\.transformerlayers\.attn_cfgs\.', 'encoder.layer_cfg.self_attn_cfg.'),
+    (r'^query_head\.transformer\.decoder\.transformerlayers\.attn_cfgs\.0\.', 'decoder.layer_cfg.self_attn_cfg.'),
+    (r'^query_head\.transformer\.decoder\.transformerlayers\.attn_cfgs\.1\.', 'decoder.layer_cfg.cross_attn_cfg.'),
+    (r'^query_head\.transformer\.(encoder|decoder)\.transformerlayers\.feedforward_channels$',
+     r'\1.layer_cfg.ffn_cfg.feedforward_channels'),
+    (r'^query_head\.transformer\.(encoder|decoder)\.transformerlayers\.ffn_dropout$', r'\1.layer_cfg.ffn_cfg.ffn_drop'),
+    (r'^query_head\.positional_encoding\.type$', None),
+    (r'^query_head\.positional_encoding\.', 'positional_encoding.'),
+    (r'^query_head\.', 'bbox_head.'),
+    (r'^bbox_head\.', 'aux_bbox_head.'),
+    (r'^train_cfg\.0\.', 'train_cfg.'),
+    (r'^train_cfg\.1\.rpn_proposal\.', 'rpn_head.train_cfg.rpn_proposal.'),
+    (r'^train_cfg\.1\.rpn\.', 'rpn_head.train_cfg.'),
+    (r'^train_cfg\.1\.rcnn\.', 'roi_head.0.train_cfg.'),
+    (r'^train_cfg\.2\.', 'aux_bbox_head.0.train_cfg.'),
+    (r'^test_cfg\.0\.', 'test_cfg.'),
+    (r'^test_cfg\.1\.rpn\.', 'rpn_head.test_cfg.'),
+    (r'^test_cfg\.1\.rcnn\.', 'roi_head.0.test_cfg.'),
+    (r'^test_cfg\.2\.', 'aux_bbox_head.0.test_cfg.'),
+]]
+
+
+def _translate(path: str, rules) -> Optional[str]:
+    for pattern, repl in rules:
+        if re.match(pattern, path):
+            return None if repl is None else re.sub(pattern, repl, path, count=1)
+    return path
+
+
+#: (official model-config path, official value) -> why mmdg differs; a model row differing without a line
+#: here fails the check.
+MODEL_DOCUMENTED: Dict[tuple, str] = {}
+
+
+def model_rows(official: Dict[str, object], cfg, rules) -> List[dict]:
+    """One row per setting of the official model config (backbone aside): the official value, mmdg's value
+    at the corresponding path, and whether they agree. Layout-only paths (rules -> None) are left out."""
+    ours_flat = flatten(cfg.model.to_dict())
+    rows = []
+    for path, theirs in official.items():
+        target = _translate(path, rules)
+        if target is None:
+            continue
+        ours = ours_flat.get(target, '(absent)')
+        if _same_value(ours, theirs):
+            status = 'same'
+        else:
+            status = 'documented' if (path, json.dumps(theirs)) in MODEL_DOCUMENTED else 'UNDOCUMENTED'
+        rows.append(dict(setting=path if target == path else f'{path} (mmdg: {target})', official=theirs, ours=ours,
+                         status=status))
+    return rows
+
+
+def layout_paths(official: Dict[str, object], rules) -> List[str]:
+    return [p for p in official if _translate(p, rules) is None]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -177,6 +281,11 @@ def seed(cfg):
     return str(cfg.get('randomness', {}).get('seed'))
 
 
+def mean_over(cfg):
+    ev = cfg.val_evaluator
+    return ', '.join(sorted(ev.get('mean_over') or cfg.val_dataloader.dataset.domains))
+
+
 def checkpoints(cfg):
     h = cfg.default_hooks.checkpoint
     best = f", best by {h['save_best']}" if h.get('save_best') else ''
@@ -267,6 +376,7 @@ SETTINGS = [
     ('validation interval', val_interval, False),
     ('test mode', test_mode, False),
     ('validation targets', targets, False),
+    ('mean/mIoU over', mean_over, False),
     ('test run', test_split, False),
     ('seed', seed, False),
     ('checkpoints', checkpoints, False),
@@ -295,6 +405,7 @@ _SORA = dict(
        'zero-decay groups while annealing': 'rise from 0 to 1e-05', 'zero weight decay for': _SORA_ZERO_DECAY,
        'EMA': 'from iteration 12000, momentum 0.0002, parameters', 'validation interval': '4000',
        'test mode': 'slide 512x512, stride 341', 'validation targets': _CBM,
+       'mean/mIoU over': 'bdd100k, cityscapes, mapillary',
        'test run': 'the validation targets, scored', 'seed': '42',
        'checkpoints': 'every 4000 iterations, last 6 kept',
        'backbone': 'dinov2-l, patch 16, input 512, features of blocks (7, 11, 15, 23)',
@@ -321,14 +432,14 @@ OFFICIAL: Dict[str, dict] = {
                   'lr warm-up': 'linear from 0.01 x lr over 1500 iterations',
                   'lr schedule': 'poly power 0.9 to 0, iterations 1500-40000',
                   'EMA': 'from iteration 20000, momentum 0.0002, parameters',
-                  'validation targets': _CBM.split('; ', 1)[1]})),
+                  'validation targets': _CBM.split('; ', 1)[1], 'mean/mIoU over': 'bdd100k, mapillary'})),
     'cityscapes-to-acdc-1024 sora': dict(source='configs/sora/sora_dinov2_mask2former_ACDC_1024x1024_bs4x2.py',
                                          values=dict(
         _SORA, **{'train sources': 'Cityscapes', 'train resize': _MS1024, 'train crop': '1024x1024, cat_max_ratio 0.75',
                   'batch per GPU': '2', 'GPUs': '4', 'lr warm-up': 'linear from 1e-06 x lr over 10000 iterations',
                   'lr schedule': 'poly power 0.9 to 0, iterations 10000-40000',
                   'EMA': 'from iteration 20000, momentum 0.0002, parameters', 'test mode': 'slide 1024x1024, stride 683',
-                  'validation targets': _ACDC,
+                  'validation targets': _ACDC, 'mean/mIoU over': 'fog, night, rain, snow',
                   'test run': 'fog, night, rain, snow test fit 1920x1080, predictions written as train_id PNGs',
                   'checkpoints': 'every 4000 iterations, last 8 kept',
                   'backbone': 'dinov2-l, patch 16, input 1024, features of blocks (7, 11, 15, 23)'})),
@@ -382,7 +493,7 @@ OFFICIAL['gta5-to-cbm rein-eva02'] = dict(
 # one under configs/dinov2/ named "bs4x2": the same file, on the Cityscapes -> ACDC data, so it is this row).
 OFFICIAL['cityscapes-to-acdc-512 rein'] = dict(
     source='w1oves/Rein: configs/dinov2_citys2acdc/rein_dinov2_mask2former_512x512_bs1x4.py', values=dict(
-        _REIN, **{'train sources': 'Cityscapes',
+        _REIN, **{'train sources': 'Cityscapes', 'mean/mIoU over': 'fog, night, rain, snow',
                   'validation targets': '; '.join(f'{c} val fit 960x540' for c in ('fog', 'night', 'rain', 'snow'))
                   + '; cityscapes val fit 1024x512'}))
 OFFICIAL['cityscapes-to-acdc-1024 rein'] = dict(
@@ -394,6 +505,7 @@ OFFICIAL['cityscapes-to-acdc-1024 rein'] = dict(
                   'lr schedule': 'poly power 0.9 to 0, iterations 10000-40000',
                   'test mode': 'slide 1024x1024, stride 683',
                   'validation targets': _ACDC + '; cityscapes val fit 2048x1024',
+                  'mean/mIoU over': 'fog, night, rain, snow',
                   'test run': 'fog, night, rain, snow test fit 1920x1080, predictions written as train_id PNGs',
                   'backbone': 'dinov2-l, patch 16, input 1024, features of blocks (7, 11, 15, 23)'}))
 
@@ -417,6 +529,14 @@ DOCUMENTED = {
         'The official 1/16 list of Cityscapes images is not published; mmdg reads its own list file '
         '(docs/datasets.md: how to draw one), so numbers depend on which 186 images it holds.',
 }
+
+def model_key(recipe: str) -> str:
+    """The key of ``recipe``'s official model config in :data:`OFFICIAL_MODELS`."""
+    src = OFFICIAL[recipe]['source']
+    if recipe == 'gta5-to-cbm rein-eva02':  # no config of its own: the DINOv2-L recipe's head
+        return 'rein:configs/dinov2/rein_dinov2_mask2former_512x512_bs1x4.py'
+    return 'rein:' + src.split(': ', 1)[1] if src.startswith('w1oves/Rein: ') else 'soma:' + src
+
 
 def recipe_of(name: str) -> Optional[str]:
     """The official recipe (a key of ``OFFICIAL``) an mmdg config name follows."""
@@ -495,12 +615,35 @@ def render(configs: Dict[str, Config]) -> str:
                 ours = r['ours'] if r['ours'] != r['official'] else '='
                 out.append(f"| {r['setting']} | {r['official']} | {ours} | {mark[r['status']]} |")
             out.append('')
+        shown = next((n for n in names if is_counterpart(n)), names[0])
+        key = model_key(recipe)
+        out += model_table(recipe, key, f'configs/dg_seg/{shown}', seg_model_rows(shown, configs[shown]),
+                           layout_paths(official_model(key), SEG_MODEL_RULES), len(names) - 1)
     return '\n'.join(out).rstrip() + '\n'
+
+
+def seg_model_rows(name: str, cfg) -> List[dict]:
+    return model_rows(official_model(model_key(recipe_of(name))), cfg, SEG_MODEL_RULES)
 
 
 def undocumented(configs: Dict[str, Config]) -> List[str]:
     return [f"{name}: {r['setting']}: official {r['official']!r}, mmdg {r['ours']!r}"
-            for name, cfg in configs.items() for r in compare(name, cfg) if r['status'] == 'UNDOCUMENTED']
+            for name, cfg in configs.items() for r in compare(name, cfg) + seg_model_rows(name, cfg)
+            if r['status'] == 'UNDOCUMENTED']
+
+
+def model_table(title: str, official_key: str, name: str, rows: List[dict], layout: List[str], others: int) -> List[str]:
+    mark = dict(same='✓', documented='differs on purpose', protocol='this protocol', UNDOCUMENTED='**UNDOCUMENTED**')
+    out = [f'#### {title}: model settings, value by value', '',
+           f'Every setting of the official model config but its backbone (`{official_key.split(":", 1)[1]}`, read '
+           f'from the file itself), against `{name}`' + (f' (and the {others} other config(s) above, checked '
+           'the same way)' if others else '') + (". Not rows: the official config's module layout "
+                                                f'({", ".join(f"`{p}`" for p in layout)}).' if layout else '.'), '',
+           '| setting | official | mmdg | |', '|---|---|---|---|']
+    for r in rows:
+        ours = '=' if r['status'] == 'same' else f"`{r['ours']}`"
+        out.append(f"| `{r['setting']}` | `{r['official']}` | {ours} | {mark[r['status']]} |")
+    return out + ['']
 
 # --------------------------------------------------------------------------------------------------
 # Detection (configs/dg_det): the published Diverse Weather recipe (SoRA + Co-DINO, DINOv2-L)
@@ -582,37 +725,26 @@ def det_metric(cfg):
 
 
 def det_detector(cfg):
-    m = cfg.model
-    if m.type in ('DINO', 'CoDINO'):
-        levels = m.encoder.layer_cfg.self_attn_cfg.num_levels
-        name = 'Co-DINO' if m.type == 'CoDINO' else 'DINO'
-        return f'{name}, {m.num_queries} queries, {levels} levels, {m.encoder.num_layers}+{m.decoder.num_layers} layers'
-    return m.type
+    return cfg.model.type
 
 
-def det_cls_loss(cfg):
-    m = cfg.model
-    head = m.bbox_head if m.type in ('DINO', 'CoDINO') else m.roi_head.bbox_head
-    return head.loss_cls.type
+def det_reference_eps(cfg):
+    return f"{cfg.model.get('bbox_head', {}).get('reference_eps', 1e-5):g}"
 
 
-def det_aux_heads(cfg):
-    m = cfg.model
-    if m.type != 'CoDINO':
-        return 'none'
-    heads = (['RPN'] if m.get('rpn_head') else []) + [f'{h.type} ({h.bbox_head.type})' for h in m.roi_head] + \
-        [h.type for h in m.aux_bbox_head]
-    weights = {h.loss_cls.loss_weight for h in m.aux_bbox_head} | {h.bbox_head.loss_cls.loss_weight for h in m.roi_head}
-    queries = f', positive queries (at most {m.get("max_pos_coords", 300)})' if m.get('with_pos_coord', True) else ''
-    return f'{" + ".join(heads)}, loss weight {"/".join(f"{w:g}" for w in sorted(weights))}{queries}'
+def det_sync_cls_avg(cfg):
+    return str(cfg.model.get('bbox_head', {}).get('sync_cls_avg_factor', False))
 
 
-def det_postprocess(cfg):
-    t = cfg.model.test_cfg
-    if 'rcnn' in t:
-        return f'top {t.rcnn.max_per_img}, {t.rcnn.nms.type} IoU {t.rcnn.nms.iou_threshold:g}'
-    nms = t.get('nms')
-    return f'top {t.max_per_img}' + (f', {nms.type} IoU {nms.iou_threshold:g}' if nms else ', no NMS')
+def det_transformer_init(cfg):
+    return dict(official="PyTorch defaults (the transformer's init_weights never runs)",
+                mmdet='xavier-uniform (mmdet DINO)')[cfg.model.get('transformer_init', 'mmdet')]
+
+
+def det_aux_head_init(cfg):
+    return "each head's own init_weights" if cfg.model.type == 'CoDINO' else 'n/a'
+
+
 
 
 def det_backbone(cfg):
@@ -628,9 +760,10 @@ def det_backbone(cfg):
 #: DINOv2-L), 'detector' rows for Co-DINO only, 'protocol' rows for Diverse Weather only; the rest for all.
 DET_SETTINGS = [
     ('detector', det_detector, 'detector'),
-    ('classification loss', det_cls_loss, 'detector'),
-    ('auxiliary heads', det_aux_heads, 'detector'),
-    ('test post-processing', det_postprocess, 'detector'),
+    ('head: inverse_sigmoid eps of the reference points', det_reference_eps, 'detector'),
+    ('head: sync_cls_avg_factor', det_sync_cls_avg, 'detector'),
+    ('transformer initialisation', det_transformer_init, 'detector'),
+    ('auxiliary heads initialisation', det_aux_head_init, 'detector'),
     ('backbone', det_backbone, 'detector'),
     ('patch kernel 14 -> 16', patch_resample, ''),
     ('position grid at other input sizes', pos_resample, ''),
@@ -654,6 +787,7 @@ DET_SETTINGS = [
     ('test resize', det_test_resize, ''),
     ('validation targets', det_targets, 'protocol'),
     ('metric', det_metric, ''),
+    ('mean/mAP over', mean_over, 'protocol'),
     ('validation interval', val_interval, ''),
     ('seed', seed, ''),
     ('checkpoints', checkpoints, ''),
@@ -665,10 +799,13 @@ _DWD_TARGETS = ('daytime_clear test; night_sunny train; dusk_rainy train; night_
 DET_OFFICIAL = dict(
     source='DGOD/configs/sora/sora_dinov2-L_codetr_dg.py',
     values={
-        'detector': 'Co-DINO, 900 queries, 5 levels, 6+6 layers', 'classification loss': 'QualityFocalLoss',
-        'auxiliary heads': 'RPN + CoStandardRoIHead (Shared2FCBBoxHead) + CoATSSHead, loss weight 12, '
-                           'positive queries (at most 300)',
-        'test post-processing': 'top 300, soft_nms IoU 0.8',
+        # the model config's own settings are the rows of the "model settings" table (from the file itself);
+        # these are the code's: co_dino_head.py (forward, forward_aux: eps=1e-3), mmdet DETRHead's default
+        # (sync_cls_avg_factor not set), codetr.py (heads' init_weights called, the transformer's never)
+        'detector': 'CoDINO', 'head: inverse_sigmoid eps of the reference points': '0.001',
+        'head: sync_cls_avg_factor': 'False',
+        'transformer initialisation': "PyTorch defaults (the transformer's init_weights never runs)",
+        'auxiliary heads initialisation': "each head's own init_weights",
         'backbone': 'dinov2-l, patch 16, input 1024, blocks (7, 11, 15, 23) at strides (4, 8, 16, 32) + 1 extra level',
         'patch kernel 14 -> 16': 'bicubic', 'position grid at other input sizes': _POS_TEXT['dinov2'],
         'train source': 'daytime_clear (image list train.txt)', 'train resize': 'random x0.1-2.0 of 1024x1024',
@@ -682,7 +819,9 @@ DET_OFFICIAL = dict(
         'zero-decay groups while annealing': 'rise from 0 to 1e-05',
         'zero weight decay for': 'norm layers; names containing norm, query_embed, level_embed',
         'test resize': 'fit 1024x1024, padded to 1024x1024 (114)', 'validation targets': _DWD_TARGETS,
-        'metric': 'VOC mAP@0.5 (11points) per domain', 'validation interval': '4000', 'seed': 'not set',
+        'metric': 'VOC mAP@0.5 (11points) per domain',
+        'mean/mAP over': 'daytime_clear, daytime_foggy, dusk_rainy, night_rainy, night_sunny',
+        'validation interval': '4000', 'seed': 'not set',
         'checkpoints': 'every 4000 iterations, last 8 kept',
         'method': 'SoRA r 16 alpha 16, blocks 8-23', 'frozen in the backbone': 'blocks 0-7; every weight outside the adapters',
         'SVD of': 'random init, pre-trained weights loaded over the residual'})
@@ -739,12 +878,32 @@ def det_render(configs: Dict[str, Config]) -> str:
             ours = r['ours'] if r['ours'] != r['official'] else '='
             out.append(f"| {r['setting']} | {r['official']} | {ours} | {mark[r['status']]} |")
         out.append('')
+    codino = [n for n in configs if configs[n].model.type == 'CoDINO']
+    shown = next((n for n in codino if n.startswith('sora/') and '_dwd-' in n), codino[0])
+    out += model_table('Co-DINO', DET_MODEL_KEY, f'configs/dg_det/{shown}', det_model_rows(shown, configs[shown]),
+                       layout_paths(official_model(DET_MODEL_KEY), DET_MODEL_RULES), len(codino) - 1)
     return '\n'.join(out).rstrip() + '\n'
+
+
+DET_MODEL_KEY = 'soma:' + DET_OFFICIAL['source']
+
+
+def det_model_rows(name: str, cfg) -> List[dict]:
+    """The Co-DINO configs against every setting of the official detector config (lighter detectors: none);
+    another protocol's class count is that protocol's, not a difference."""
+    if cfg.model.type != 'CoDINO':
+        return []
+    rows = model_rows(official_model(DET_MODEL_KEY), cfg, DET_MODEL_RULES)
+    for r in rows:
+        if 'cityscapes' in name and r['setting'].split(' ')[0].endswith('num_classes') and r['status'] != 'same':
+            r['status'] = 'protocol'
+    return rows
 
 
 def det_undocumented(configs: Dict[str, Config]) -> List[str]:
     return [f"{name}: {r['setting']}: official {r['official']!r}, mmdg {r['ours']!r}"
-            for name, cfg in configs.items() for r in det_compare(name, cfg) if r['status'] == 'UNDOCUMENTED']
+            for name, cfg in configs.items() for r in det_compare(name, cfg) + det_model_rows(name, cfg)
+            if r['status'] == 'UNDOCUMENTED']
 
 
 

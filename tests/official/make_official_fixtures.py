@@ -1,6 +1,6 @@
 """Regenerate the files of tests/official/ from a checkout of the official code (see README.md there).
 
-    python tests/official/make_official_fixtures.py --soma /path/to/SoMA
+    python tests/official/make_official_fixtures.py --soma /path/to/SoMA --rein /path/to/Rein
 
 The official packages are imported from the checkout given; their package ``__init__`` files (which need
 extra packages such as peft) are skipped by registering empty parent packages.
@@ -44,11 +44,52 @@ def dinov2_pos_fixture(soma: str, out: str) -> None:
     print(f'wrote {out}')
 
 
+def flatten(d, prefix: str = '') -> dict:
+    """``{'a.b.0.c': leaf}`` of a nested config (lists of dicts indexed); the same rule as tools/parity.py."""
+    if isinstance(d, dict):
+        return {k: v for key, val in d.items() for k, v in flatten(val, f'{prefix}.{key}' if prefix else str(key)).items()}
+    if isinstance(d, (list, tuple)) and any(isinstance(x, dict) for x in d):
+        return {k: v for i, val in enumerate(d) for k, v in flatten(val, f'{prefix}.{i}').items()}
+    return {prefix: list(d) if isinstance(d, tuple) else d}
+
+
+#: The official configs whose model settings (everything but the backbone) docs/parity.md compares.
+MODEL_CONFIGS = {
+    'soma': ['configs/sora/sora_dinov2-L_mask2former.py', 'configs/fft_vfms/dinov2-L_mask2former.py',
+             'configs/frozen_vfms/dinov2-L_mask2former.py', 'configs/sora/sora_dinov2-L_mask2former_gs2cbm.py',
+             'configs/sora/sora_dinov2_mask2former_c2bm.py', 'configs/sora/sora_dinov2_mask2former_ACDC_512x512_bs4x2.py',
+             'configs/sora/sora_dinov2_mask2former_ACDC_1024x1024_bs4x2.py',
+             'configs/sora/sora_dinov2-L_mask2former_gsu2cbm.py', 'configs/sora/sora_dinov2-L_mask2former_gsu2cbm_1024x1024.py',
+             'configs/sora/sora_dinov2-L_mask2former_gsuc16_2cbm_1024x1024.py', 'DGOD/configs/sora/sora_dinov2-L_codetr_dg.py'],
+    'rein': ['configs/dinov2/rein_dinov2_mask2former_512x512_bs1x4.py',
+             'configs/dinov2_citys2acdc/rein_dinov2_mask2former_512x512_bs1x4.py',
+             'configs/dinov2_citys2acdc/rein_dinov2_mask2former_1024x1024_bs4x2.py'],
+}
+
+
+def model_configs(checkouts: dict, out: str) -> None:
+    """Each official config's ``model`` without its backbone, flattened: the values docs/parity.md compares
+    row by row (read with mmengine's Config, no official module imported)."""
+    import json
+    from mmengine.config import Config
+    result = {}
+    for repo, paths in MODEL_CONFIGS.items():
+        for path in paths:
+            model = Config.fromfile(osp.join(checkouts[repo], path), import_custom_modules=False).model.to_dict()
+            model.pop('backbone', None)
+            result[f'{repo}:{path}'] = flatten(model)
+    with open(out, 'w') as f:
+        json.dump(result, f, indent=0)
+    print(f'wrote {out} ({len(result)} configs)')
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--soma', required=True, help='checkout of github.com/ysj9909/SoMA')
+    parser.add_argument('--rein', required=True, help='checkout of github.com/w1oves/Rein')
     args = parser.parse_args(argv)
     dinov2_pos_fixture(args.soma, osp.join(HERE, 'dinov2_interpolate_pos_encoding.pt'))
+    model_configs(dict(soma=args.soma, rein=args.rein), osp.join(HERE, 'official_model_configs.json'))
 
 
 if __name__ == '__main__':

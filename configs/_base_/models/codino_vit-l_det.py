@@ -20,7 +20,7 @@ model = dict(
     data_preprocessor=dict(
         type='DetDataPreprocessor',
         mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True, pad_size_divisor=32),
+        bgr_to_rgb=True, pad_size_divisor=32, batch_augments=None),
     backbone=dict(
         _scope_='mmdg',  # and back to mmdg for the backbone (mmdg types cannot be named from mmdet's scope)
         type='TimmViT',
