@@ -169,9 +169,28 @@ def train_resize(cfg):
                              for d in _train_datasets(cfg)}))
 
 
+# Settings made of several values are dicts: each value is a row of its own ("optimizer: lr", ...).
+def _crop(size, cat_max_ratio=0.75) -> dict:
+    return {'size': f'{size[0]}x{size[1]}', 'cat_max_ratio': f'{cat_max_ratio:g}'}
+
+
+def _optim(lr, weight_decay=0.05, type='AdamW', betas=(0.9, 0.999), eps=1e-8) -> dict:
+    return {'type': type, 'lr': f'{lr:g}', 'betas': str(tuple(betas)), 'eps': f'{eps:g}',
+            'weight decay': f'{weight_decay:g}'}
+
+
+def _vit(arch='dinov2-l', size=512, blocks=(7, 11, 15, 23), patch=16) -> dict:
+    return {'arch': arch, 'patch size': str(patch), 'input size': str(size), 'feature blocks': str(tuple(blocks))}
+
+
+def _ckpt(interval, kept, best=None) -> dict:
+    return {'interval': f'{interval} iterations', 'kept': str(kept),
+            'selected by': f'best {best}' if best else 'none (the final iteration is the result)'}
+
+
 def train_crop(cfg):
     t = _first(_train_datasets(cfg)[0]['pipeline'], 'RandomCrop')
-    return f'{t["crop_size"][0]}x{t["crop_size"][1]}, cat_max_ratio {t.get("cat_max_ratio", 1.0)}'
+    return _crop(t['crop_size'], t.get('cat_max_ratio', 1.0))
 
 
 def train_augment(cfg):
@@ -198,7 +217,7 @@ def iterations(cfg):
 
 def optimizer(cfg):
     o = cfg.optim_wrapper.optimizer
-    return f'{o.type} lr {o.lr:g}, betas {tuple(o.betas)}, eps {o.get("eps", 1e-8):g}, weight decay {o.weight_decay:g}'
+    return _optim(o.lr, o.weight_decay, o.type, o.betas, o.get('eps', 1e-8))
 
 
 def backbone_lr(cfg):
@@ -288,8 +307,7 @@ def mean_over(cfg):
 
 def checkpoints(cfg):
     h = cfg.default_hooks.checkpoint
-    best = f", best by {h['save_best']}" if h.get('save_best') else ''
-    return f'every {h.interval} iterations, last {h.get("max_keep_ckpts", -1)} kept{best}'
+    return _ckpt(h.interval, h.get('max_keep_ckpts', -1), h.get('save_best'))
 
 
 def _adapter(cfg):
@@ -331,7 +349,7 @@ def frozen_in_backbone(cfg):
 
 def backbone(cfg):
     bb = cfg.model.backbone
-    return f'{bb.arch}, patch {bb.patch_size}, input {bb.img_size}, features of blocks {tuple(bb.out_indices)}'
+    return _vit(bb.arch, bb.img_size, bb.out_indices, bb.patch_size)
 
 
 def patch_resample(cfg):
@@ -397,9 +415,9 @@ _CBM = ('cityscapes val fit 2048x1024; bdd100k val fit 1280x720; '
 _ACDC = '; '.join(f'{c} val fit 1920x1080' for c in ('fog', 'night', 'rain', 'snow'))
 _SORA_ZERO_DECAY = 'norm layers; names containing norm, query_embed, query_feat, level_embed'
 _SORA = dict(
-    **{'train sources': 'GTA5', 'starts from': 'the pre-trained backbone', 'train resize': _MS512, 'train crop': '512x512, cat_max_ratio 0.75',
+    **{'train sources': 'GTA5', 'starts from': 'the pre-trained backbone', 'train resize': _MS512, 'train crop': _crop((512, 512)),
        'augmentation': 'flip 0.5, photometric distortion', 'batch per GPU': '4', 'GPUs': '1',
-       'iterations': '40000', 'optimizer': 'AdamW lr 0.0001, betas (0.9, 0.999), eps 1e-08, weight decay 0.05',
+       'iterations': '40000', 'optimizer': _optim(1e-4),
        'backbone lr': 'x0.5', 'lr warm-up': 'none', 'lr schedule': 'poly power 0.9 to 0, iterations 0-40000',
        'weight decay schedule': 'cosine to 1e-05 over iterations 0-40000',
        'zero-decay groups while annealing': 'rise from 0 to 1e-05', 'zero weight decay for': _SORA_ZERO_DECAY,
@@ -407,8 +425,8 @@ _SORA = dict(
        'test mode': 'slide 512x512, stride 341', 'validation targets': _CBM,
        'mean/mIoU over': 'bdd100k, cityscapes, mapillary',
        'test run': 'the validation targets, scored', 'seed': '42',
-       'checkpoints': 'every 4000 iterations, last 6 kept',
-       'backbone': 'dinov2-l, patch 16, input 512, features of blocks (7, 11, 15, 23)',
+       'checkpoints': _ckpt(4000, 6),
+       'backbone': _vit(),
        'patch kernel 14 -> 16': 'bicubic', 'position grid at other input sizes': _POS_TEXT['dinov2'],
        'method': 'SoRA r 16 alpha 16, blocks 8-23',
        'frozen in the backbone': 'blocks 0-7; every weight outside the adapters',
@@ -423,7 +441,7 @@ OFFICIAL: Dict[str, dict] = {
     'gta5-to-cbm frozen': dict(source='configs/frozen_vfms/dinov2-L_mask2former.py', values=dict(
         _SORA, **{'weight decay schedule': 'constant', 'zero-decay groups while annealing': 'stay 0 (no annealing)',
                   'EMA': 'none', 'validation interval': '10000', 'method': 'frozen backbone',
-                  'checkpoints': 'every 10000 iterations, last 4 kept',
+                  'checkpoints': _ckpt(10000, 4),
                   'frozen in the backbone': 'everything', 'SVD of': 'n/a'})),
     'gta5+synthia-to-cbm sora': dict(source='configs/sora/sora_dinov2-L_mask2former_gs2cbm.py', values=dict(
         _SORA, **{'train sources': 'GTA5 + SYNTHIA', 'EMA': 'none'})),
@@ -435,21 +453,21 @@ OFFICIAL: Dict[str, dict] = {
                   'validation targets': _CBM.split('; ', 1)[1], 'mean/mIoU over': 'bdd100k, mapillary'})),
     'cityscapes-to-acdc-1024 sora': dict(source='configs/sora/sora_dinov2_mask2former_ACDC_1024x1024_bs4x2.py',
                                          values=dict(
-        _SORA, **{'train sources': 'Cityscapes', 'train resize': _MS1024, 'train crop': '1024x1024, cat_max_ratio 0.75',
+        _SORA, **{'train sources': 'Cityscapes', 'train resize': _MS1024, 'train crop': _crop((1024, 1024)),
                   'batch per GPU': '2', 'GPUs': '4', 'lr warm-up': 'linear from 1e-06 x lr over 10000 iterations',
                   'lr schedule': 'poly power 0.9 to 0, iterations 10000-40000',
                   'EMA': 'from iteration 20000, momentum 0.0002, parameters', 'test mode': 'slide 1024x1024, stride 683',
                   'validation targets': _ACDC, 'mean/mIoU over': 'fog, night, rain, snow',
                   'test run': 'fog, night, rain, snow test fit 1920x1080, predictions written as train_id PNGs',
-                  'checkpoints': 'every 4000 iterations, last 8 kept',
-                  'backbone': 'dinov2-l, patch 16, input 1024, features of blocks (7, 11, 15, 23)'})),
+                  'checkpoints': _ckpt(4000, 8),
+                  'backbone': _vit(size=1024)})),
 }
 _GSU = 'GTA5 + SYNTHIA + UrbanSyn'
 _CBM_1024 = ('cityscapes val fit 2048x1024; bdd100k val fit 2048x1024; '
              'mapillary validation fit 2048x1024, half-resolution set')
-_AT_1024 = {'train resize': 'random x0.5-2.0 of 2048x1024', 'train crop': '1024x1024, cat_max_ratio 0.75',
+_AT_1024 = {'train resize': 'random x0.5-2.0 of 2048x1024', 'train crop': _crop((1024, 1024)),
             'test mode': 'slide 1024x1024, stride 683', 'validation targets': _CBM_1024,
-            'backbone': 'dinov2-l, patch 16, input 1024, features of blocks (7, 11, 15, 23)'}
+            'backbone': _vit(size=1024)}
 OFFICIAL['gta5+synthia+urbansyn-to-cbm-512 sora'] = dict(
     source='configs/sora/sora_dinov2-L_mask2former_gsu2cbm.py',
     values=dict(_SORA, **{'train sources': _GSU, 'EMA': 'none'}))
@@ -460,14 +478,14 @@ OFFICIAL['cityscapes-1of16-to-cbm sora'] = dict(
     source='configs/sora/sora_dinov2-L_mask2former_gsuc16_2cbm_1024x1024.py',
     values=dict(_SORA, **_AT_1024, **{
         'train sources': 'Cityscapes (image list train_1_16_v1.txt)', 'starts from': 'a trained segmentor (load_from)',
-        'iterations': '4000', 'optimizer': 'AdamW lr 1e-05, betas (0.9, 0.999), eps 1e-08, weight decay 0.05',
+        'iterations': '4000', 'optimizer': _optim(1e-5),
         'lr schedule': 'poly power 0.9 to 0, iterations 0-4000',
         'weight decay schedule': 'cosine to 1e-05 over iterations 0-4000', 'EMA': 'none',
-        'validation interval': '400', 'checkpoints': 'every 400 iterations, last 7 kept'}))
+        'validation interval': '400', 'checkpoints': _ckpt(400, 7)}))
 OFFICIAL['cityscapes-to-acdc-512 sora'] = dict(
     source='configs/sora/sora_dinov2_mask2former_ACDC_512x512_bs4x2.py', values=dict(
         OFFICIAL['cityscapes-to-acdc-1024 sora']['values'],
-        **{'train crop': '512x512, cat_max_ratio 0.75', 'test mode': 'slide 512x512, stride 341',
+        **{'train crop': _crop((512, 512)), 'test mode': 'slide 512x512, stride 341',
            'backbone': _SORA['backbone']}))
 
 # Rein: the public Rein repository (w1oves/Rein). The EVA02-L model file has no training config of its
@@ -477,7 +495,7 @@ _REIN = dict(
               'zero-decay groups while annealing': 'stay 0 (no annealing)',
               'zero weight decay for': 'norm layers; names containing norm, query_embed, level_embed, '
                                        'learnable_tokens, reins.scale',
-              'EMA': 'none', 'validation interval': '10000', 'checkpoints': 'every 4000 iterations, last 3 kept',
+              'EMA': 'none', 'validation interval': '10000', 'checkpoints': _ckpt(4000, 3),
               'validation targets': ('cityscapes val fit 1024x512; bdd100k val fit 1280x720; '
                                      'mapillary validation fit 1024x512, half-resolution set'),
               'method': 'Rein r 16, 100 tokens, query embeddings and features from the tokens, all blocks',
@@ -486,7 +504,7 @@ OFFICIAL['gta5-to-cbm rein'] = dict(source='w1oves/Rein: configs/dinov2/rein_din
                                     values=_REIN)
 OFFICIAL['gta5-to-cbm rein-eva02'] = dict(
     source='w1oves/Rein: configs/_base_/models/rein_eva02-L_mask2former.py on the DINOv2-L recipe',
-    values=dict(_REIN, backbone='eva02-l, patch 16, input 512, features of blocks (7, 11, 15, 23)',
+    values=dict(_REIN, backbone=_vit('eva02-l'),
                 **{'position grid at other input sizes': 'none (fixed input size)'}))
 
 # Rein's Cityscapes -> ACDC settings (its repository's configs/dinov2_citys2acdc/; the 1024 file is also the
@@ -498,16 +516,16 @@ OFFICIAL['cityscapes-to-acdc-512 rein'] = dict(
                   + '; cityscapes val fit 1024x512'}))
 OFFICIAL['cityscapes-to-acdc-1024 rein'] = dict(
     source='w1oves/Rein: configs/dinov2_citys2acdc/rein_dinov2_mask2former_1024x1024_bs4x2.py', values=dict(
-        _REIN, **{'train sources': 'Cityscapes', 'train resize': _MS1024, 'train crop': '1024x1024, cat_max_ratio 0.75',
+        _REIN, **{'train sources': 'Cityscapes', 'train resize': _MS1024, 'train crop': _crop((1024, 1024)),
                   'batch per GPU': '2', 'GPUs': '4',
-                  'optimizer': 'AdamW lr 6e-05, betas (0.9, 0.999), eps 1e-08, weight decay 0.05',
+                  'optimizer': _optim(6e-5),
                   'lr warm-up': 'linear from 1e-06 x lr over 10000 iterations',
                   'lr schedule': 'poly power 0.9 to 0, iterations 10000-40000',
                   'test mode': 'slide 1024x1024, stride 683',
                   'validation targets': _ACDC + '; cityscapes val fit 2048x1024',
                   'mean/mIoU over': 'fog, night, rain, snow',
                   'test run': 'fog, night, rain, snow test fit 1920x1080, predictions written as train_id PNGs',
-                  'backbone': 'dinov2-l, patch 16, input 1024, features of blocks (7, 11, 15, 23)'}))
+                  'backbone': _vit(size=1024)}))
 
 #: Where we differ on purpose: (setting, official value) -> why, and the switch that gives the official one.
 DOCUMENTED = {
@@ -563,13 +581,21 @@ def is_counterpart(name: str) -> bool:
     return '_dinov2-l_' in name and method in ('sora', 'full', 'frozen')
 
 
+def _values(setting: str, ours, theirs):
+    """``(row name, ours, theirs)`` per value: a setting made of several values (a dict) gives one row each."""
+    if not isinstance(theirs, dict):
+        yield setting, ours, theirs
+        return
+    for key in [*theirs, *(k for k in ours if k not in theirs)]:
+        yield f'{setting}: {key}', ours.get(key, '(absent)'), theirs.get(key, '(absent)')
+
+
 def compare(name: str, cfg) -> List[dict]:
     """One row per setting: ours, the official value, and whether they agree or the difference is documented."""
     official = OFFICIAL[recipe_of(name)]['values']
     rows = []
-    for setting, extract, specific in SETTINGS:
-        ours = extract(cfg)
-        theirs = official[setting]
+    for setting, extract, specific, ours, theirs in ((s, e, sp, o, t) for s, e, sp in SETTINGS
+                                                     for s, o, t in _values(s, e(cfg), official[s])):
         if specific and not is_counterpart(name):
             status = 'method'
         elif ours == theirs:
@@ -674,8 +700,8 @@ def det_train_resize(cfg):
 
 def det_train_crop(cfg):
     t = _first(_det_train_pipeline(cfg), 'RandomCrop')
-    kept = 'kept' if t.get('allow_negative_crop') else 'dropped'
-    return f'{t["crop_size"][0]}x{t["crop_size"][1]} {t.get("crop_type", "absolute")}, crops without boxes {kept}'
+    return {'size': f'{t["crop_size"][0]}x{t["crop_size"][1]}', 'crop type': t.get('crop_type', 'absolute'),
+            'crops without boxes': 'kept' if t.get('allow_negative_crop') else 'dropped'}
 
 
 def det_augment(cfg):
@@ -751,9 +777,8 @@ def det_backbone(cfg):
     bb = cfg.model.backbone
     strides = tuple(bb.get('out_strides') or ())
     extra = cfg.model.neck.get('num_outs', len(bb.out_indices)) - len(bb.out_indices)
-    more = f' + {extra} extra level' if extra > 0 else ''
-    return (f'{bb.arch}, patch {bb.patch_size}, input {bb.img_size}, blocks {tuple(bb.out_indices)} '
-            f'at strides {strides}{more}')
+    return dict(_vit(bb.arch, bb.img_size, bb.out_indices, bb.patch_size), strides=str(strides),
+                **{'extra neck levels': str(max(extra, 0))})
 
 
 #: (setting, extractor, kind): kind 'method' rows are compared for the official method only (SoRA on
@@ -806,13 +831,13 @@ DET_OFFICIAL = dict(
         'head: sync_cls_avg_factor': 'False',
         'transformer initialisation': "PyTorch defaults (the transformer's init_weights never runs)",
         'auxiliary heads initialisation': "each head's own init_weights",
-        'backbone': 'dinov2-l, patch 16, input 1024, blocks (7, 11, 15, 23) at strides (4, 8, 16, 32) + 1 extra level',
+        'backbone': dict(_vit(size=1024), strides='(4, 8, 16, 32)', **{'extra neck levels': '1'}),
         'patch kernel 14 -> 16': 'bicubic', 'position grid at other input sizes': _POS_TEXT['dinov2'],
         'train source': 'daytime_clear (image list train.txt)', 'train resize': 'random x0.1-2.0 of 1024x1024',
-        'train crop': '1024x1024 absolute_range, crops without boxes kept',
+        'train crop': {'size': '1024x1024', 'crop type': 'absolute_range', 'crops without boxes': 'kept'},
         'augmentation': 'flip 0.5, padded to 1024x1024 (114), photometric distortion',
         'images without boxes': 'kept', 'batch per GPU': '2', 'GPUs': '4', 'iterations': '40000',
-        'optimizer': 'AdamW lr 0.0002, betas (0.9, 0.999), eps 1e-08, weight decay 0.05',
+        'optimizer': _optim(2e-4),
         'backbone lr': 'x0.5', 'backbone weight decay': 'x0.2', 'grad clip': 'max norm 35',
         'lr warm-up': 'linear from 0.01 x lr over 1500 iterations', 'lr schedule': 'x0.1 at iterations 25500, 33500',
         'weight decay schedule': 'cosine to 1e-05 over iterations 0-40000',
@@ -822,7 +847,7 @@ DET_OFFICIAL = dict(
         'metric': 'VOC mAP@0.5 (11points) per domain',
         'mean/mAP over': 'daytime_clear, daytime_foggy, dusk_rainy, night_rainy, night_sunny',
         'validation interval': '4000', 'seed': 'not set',
-        'checkpoints': 'every 4000 iterations, last 8 kept',
+        'checkpoints': _ckpt(4000, 8),
         'method': 'SoRA r 16 alpha 16, blocks 8-23', 'frozen in the backbone': 'blocks 0-7; every weight outside the adapters',
         'SVD of': 'random init, pre-trained weights loaded over the residual'})
 #: Detection differences on purpose (the shared ones, e.g. the annealing of zero-decay groups and the SVD
@@ -838,8 +863,8 @@ def det_compare(name: str, cfg) -> List[dict]:
     official = DET_OFFICIAL['values']
     counterpart = name.startswith('sora/') and '_dinov2-l_' in name
     rows = []
-    for setting, extract, kind in DET_SETTINGS:
-        ours, theirs = extract(cfg), official[setting]
+    for setting, extract, kind, ours, theirs in ((s, e, k, o, t) for s, e, k in DET_SETTINGS
+                                                 for s, o, t in _values(s, e(cfg), official[s])):
         if kind == 'method' and not counterpart:
             status = 'method'
         elif kind == 'detector' and cfg.model.type != 'CoDINO':
