@@ -285,3 +285,30 @@ def test_recipe_ema_moves_every_parameter_once_by_the_momentum():
     ema.update_parameters(model)
     for n, p in ema.module.named_parameters():
         torch.testing.assert_close(p - before[n], torch.full_like(p, momentum), msg=n)
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16], ids=['fp16', 'bf16'])
+@pytest.mark.parametrize('method', ['SoRA', 'LoRA', 'PiSSA', 'ALoRE', 'HTA', 'CLoRA', 'Rein'])
+def test_an_adapted_model_cast_to_half_precision_runs_in_it(method, dtype):
+    """``model.half()`` / ``model.to(torch.bfloat16)`` of an adapted ViT (the half-precision inference idiom,
+    and what FSDP / DeepSpeed mixed precision do to parameters) casts the adapters' float32 masters too: the
+    forward runs in that dtype, finite, within half-precision error of the float32 model."""
+    import timm
+    from mmdg.adapters import inject_adapters
+    torch.manual_seed(0)
+    vit = timm.create_model('vit_small_patch14_dinov2', pretrained=False, num_classes=0, depth=2, img_size=56)
+    cfg = dict(type=method, **(dict(r=4, alpha=4) if method in ('SoRA', 'LoRA', 'PiSSA', 'CLoRA') else {}),
+               **(dict(token_length=4, r=4) if method == 'Rein' else {}))
+    inject_adapters(vit, cfg)
+    with torch.no_grad():
+        for p in vit.parameters():
+            if p.requires_grad:  # a trained adapter, not the no-op of initialisation
+                p.normal_(0, 0.02)
+    x = torch.randn(2, 3, 56, 56)
+    with torch.no_grad():
+        ref = vit(x)
+        out = vit.to(dtype)(x.to(dtype))
+    assert out.dtype == dtype and torch.isfinite(out).all()
+    assert all(p.dtype == dtype for p in vit.parameters())
+    tol = (5e-3 if dtype == torch.float16 else 2e-2) * ref.abs().max()
+    assert (out.float() - ref).abs().max() <= tol

@@ -16,6 +16,8 @@ are separate layers with their own adapters.
 dtype policy: adapter parameters are created in float32 when the wrapped layer is float16 / bfloat16
 (float32 master copies, as mixed-precision training keeps them), in the layer's dtype otherwise; the
 adapter's computation runs in the parameters' dtype and its result is cast back to the input's dtype.
+Casting the adapted model (``model.half()``, ``model.to(torch.bfloat16)``, what FSDP / DeepSpeed mixed
+precision do to parameters) casts the masters with it: the adapters then run in that dtype.
 
 A constructor may change only the module it wraps (``inject_adapters`` validates everything before it
 builds, so a failing config leaves the model untouched).
@@ -100,8 +102,11 @@ class AdapterLinear(nn.Module):
 
     @property
     def param_dtype(self) -> torch.dtype:
-        """dtype of the adapter's own parameters (float32 masters for a half-precision layer)."""
-        return master_dtype(self.base.weight.dtype)
+        """dtype of the adapter's own parameters, the one its computation runs in: float32 masters for a
+        half-precision layer when built, and whatever a later ``model.half()`` / ``model.to(dtype)`` made of
+        them (that cast moves the masters too, so a cast model runs its adapters in the cast dtype)."""
+        own = next((p for n, p in self.named_parameters() if not n.startswith('base.')), None)
+        return own.dtype if own is not None else master_dtype(self.base.weight.dtype)
 
     def param_kwargs(self) -> Dict:
         return dict(device=self.base.weight.device, dtype=self.param_dtype)
