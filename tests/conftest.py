@@ -40,11 +40,16 @@ def tiny_vit(kind: str = 'dinov2', **kw):
         'dinov2-g': 'vit_giant_patch14_dinov2',
         'eva02-s': 'eva02_small_patch14_224',
         'eva02-b': 'eva02_base_patch14_224',
+        'dinov3': 'vit_small_patch16_dinov3',  # MLP, 4 registers, RoPE, layer scale
+        'dinov3-qkvb': 'vit_small_patch16_dinov3_qkvb',
+        'dinov3-7b': 'vit_7b_patch16_dinov3',  # SwiGLU
     }
     args = dict(pretrained=False, num_classes=0, img_size=56, embed_dim=64, depth=4, num_heads=2,
                 dynamic_img_size=True)
     if kind == 'dinov2':
         args['init_values'] = 1.0
+    if kind.startswith('dinov3'):  # patch 16: inputs of any size are padded to a multiple of it
+        args.update(img_size=64, dynamic_img_pad=True, init_values=1.0)
     args.update(kw)
     return timm.create_model(names[kind], **args)
 

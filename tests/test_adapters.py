@@ -9,7 +9,7 @@ from conftest import tiny_vit
 from mmdg.adapters import (ADAPTERS, AdapterLinear, aux_losses, count_parameters, inject_adapters,
                            merge_adapters, trainable_state_dict)
 
-KINDS = ['dinov2', 'eva02-s', 'eva02-b']
+KINDS = ['dinov2', 'eva02-s', 'eva02-b', 'dinov3', 'dinov3-qkvb', 'dinov3-7b']
 METHODS = [n for n, c in ADAPTERS.items() if c.target_kind == 'linear']  # Rein (block-level): tests/test_rein.py
 
 

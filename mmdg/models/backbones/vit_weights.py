@@ -35,6 +35,12 @@ ARCHS = {
     'eva02-s': 'eva02_small_patch14_224',
     'eva02-b': 'eva02_base_patch14_224',
     'eva02-l': 'eva02_large_patch14_224',
+    # DINOv3 (timm's Eva: patch 16, RoPE, 4 register tokens, layer scale; the 7B with SwiGLU); `-qkvb`: the
+    # variants with a qkv bias
+    **{f'dinov3-{size}{qkvb}': f'vit_{name}_patch16_dinov3{qkvb.replace("-", "_")}'
+       for size, name in (('s', 'small'), ('s+', 'small_plus'), ('b', 'base'), ('l', 'large'), ('h+', 'huge_plus'))
+       for qkvb in ('', '-qkvb')},
+    'dinov3-7b': 'vit_7b_patch16_dinov3',
 }
 
 #: Ways to resample a pre-trained patch kernel and position grid to the model's (see the module doc).
@@ -244,3 +250,27 @@ def timm_to_official_dinov2(state_dict: Dict[str, torch.Tensor], model: nn.Modul
         out['pos_embed'] = torch.cat([torch.zeros_like(pos[:, :1]), pos], dim=1)
     out['mask_token'] = torch.zeros(1, out['cls_token'].shape[-1])
     return out
+
+
+def timm_to_official_dinov3(state_dict: Dict[str, torch.Tensor], model: nn.Module) -> Dict[str, torch.Tensor]:
+    """The inverse of timm's DINOv3 conversion: a timm DINOv3 (``Eva``) state dict in the layout of Meta's
+    original DINOv3 checkpoints (``storage_tokens``, ``ls1/ls2.gamma``, a fused ``qkv.bias`` whose k part is
+    zero, the 7B's SwiGLU as ``mlp.w1/w2/w3``, a zero ``mask_token``), for exporting and for tests."""
+    out = {}
+    for k, v in state_dict.items():
+        if k.startswith(('head.', 'fc_norm.')) or k.startswith('rope.'):
+            continue
+        if k.endswith('.q_bias'):
+            v_bias = state_dict[k[:-len('q_bias')] + 'v_bias']
+            out[k[:-len('q_bias')] + 'qkv.bias'] = torch.cat([v, torch.zeros_like(v), v_bias])
+            continue
+        if k.endswith('.v_bias'):
+            continue
+        k = k.replace('reg_token', 'storage_tokens').replace('gamma_1', 'ls1.gamma').replace('gamma_2', 'ls2.gamma')
+        k = k.replace('mlp.fc1_g', 'mlp.w1').replace('mlp.fc1_x', 'mlp.w2')
+        if 'mlp.fc1_g.weight' in ''.join(state_dict):  # SwiGLU: its output layer is Meta's w3
+            k = k.replace('mlp.fc2', 'mlp.w3')
+        out[k] = v
+    out['mask_token'] = torch.zeros(1, 1, model.embed_dim)
+    return out
+
