@@ -21,7 +21,7 @@ def _write_cfg(tmp_path, demo_data):
 
 
 def test_tables_csv_json_and_overlays(tmp_path, demo_data):
-    """Runner.test() over two targets: aAcc / mIoU / mAcc with the config's mean over the unseen ones,
+    """Runner.test() over two targets: aAcc / mIoU / mAcc with the mean over both and (mean_unseen) the one unseen,
     full class names, labelled pictures per domain, a new folder per run under the checkpoint's."""
     cfg, ckpt = _write_cfg(tmp_path, demo_data)
     out = tmp_path / 'eval'
@@ -30,7 +30,8 @@ def test_tables_csv_json_and_overlays(tmp_path, demo_data):
                           '96'], cwd=REPO, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-3000:]
     assert '| domain | aAcc | mIoU | mAcc | images |' in res.stdout
-    assert '| source |' in res.stdout and '| fog |' in res.stdout and '**mean (fog)**' in res.stdout
+    assert '| source |' in res.stdout and '| fog |' in res.stdout
+    assert '**mean (source, fog)**' in res.stdout and '**mean_unseen (fog)**' in res.stdout
     assert 'Config:' not in res.stdout + res.stderr  # the quiet console: the config is in the log file only
     md = (out / 'results.md').read_text()
     assert '## Per-class IoU' in md and '## Per-class Acc' in md and '| traffic light |' in md
