@@ -22,6 +22,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.config import Config  # noqa: E402
 
+from mmdg.utils.tool_config import flatten_config as flatten  # noqa: E402
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DOC = osp.join(REPO, 'docs', 'parity.md')
 CONFIG_DIR = osp.join(REPO, 'configs', 'dg_seg')
@@ -30,13 +32,6 @@ CONFIG_DIR = osp.join(REPO, 'configs', 'dg_seg')
 OFFICIAL_MODELS = osp.join(REPO, 'tests', 'official', 'official_model_configs.json')
 
 
-def flatten(d, prefix: str = '') -> dict:
-    """``{'a.b.0.c': leaf}`` of a nested config (lists of dicts indexed, tuples as lists)."""
-    if isinstance(d, dict):
-        return {k: v for key, val in d.items() for k, v in flatten(val, f'{prefix}.{key}' if prefix else str(key)).items()}
-    if isinstance(d, (list, tuple)) and any(isinstance(x, dict) for x in d):
-        return {k: v for i, val in enumerate(d) for k, v in flatten(val, f'{prefix}.{i}').items()}
-    return {prefix: list(d) if isinstance(d, tuple) else d}
 
 
 def _same_value(ours, theirs) -> bool:

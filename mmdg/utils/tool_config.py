@@ -8,6 +8,17 @@ import sys
 from mmengine.config import Config
 
 
+def flatten_config(d, prefix: str = '') -> dict:
+    """``{'a.b.0.c': leaf}`` of a nested config (lists of dicts indexed, tuples as lists): how docs/parity.md
+    and tests/official/ name each value of a model config."""
+    if isinstance(d, dict):
+        return {k: v for key, val in d.items()
+                for k, v in flatten_config(val, f'{prefix}.{key}' if prefix else str(key)).items()}
+    if isinstance(d, (list, tuple)) and any(isinstance(x, dict) for x in d):
+        return {k: v for i, val in enumerate(d) for k, v in flatten_config(val, f'{prefix}.{i}').items()}
+    return {prefix: list(d) if isinstance(d, tuple) else d}
+
+
 class ConfigValueError(ValueError):
     """A config value (from the file or ``--cfg-options``) of the wrong type or out of range."""
 

@@ -13,6 +13,8 @@ import types
 
 import torch
 
+from mmdg.utils.tool_config import flatten_config as flatten
+
 HERE = osp.dirname(osp.abspath(__file__))
 
 
@@ -42,15 +44,6 @@ def dinov2_pos_fixture(soma: str, out: str) -> None:
     torch.save(dict(pos_embed=pos, patch_size=16, outputs=outputs,
                     source='ysj9909/SoMA rein/models/backbones/dino_v2.py interpolate_pos_encoding'), out)
     print(f'wrote {out}')
-
-
-def flatten(d, prefix: str = '') -> dict:
-    """``{'a.b.0.c': leaf}`` of a nested config (lists of dicts indexed); the same rule as tools/parity.py."""
-    if isinstance(d, dict):
-        return {k: v for key, val in d.items() for k, v in flatten(val, f'{prefix}.{key}' if prefix else str(key)).items()}
-    if isinstance(d, (list, tuple)) and any(isinstance(x, dict) for x in d):
-        return {k: v for i, val in enumerate(d) for k, v in flatten(val, f'{prefix}.{i}').items()}
-    return {prefix: list(d) if isinstance(d, tuple) else d}
 
 
 #: The official configs whose model settings (everything but the backbone) docs/parity.md compares.
