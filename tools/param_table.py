@@ -18,7 +18,8 @@ from mmdg.adapters import ADAPTERS, count_parameters, inject_adapters  # noqa: E
 from mmdg.utils.markdown import replace_between_markers  # noqa: E402
 
 BACKBONES = {'DINOv2-S': 'vit_small_patch14_dinov2', 'DINOv2-B': 'vit_base_patch14_dinov2',
-             'DINOv2-L': 'vit_large_patch14_dinov2', 'EVA02-L': 'eva02_large_patch14_224'}
+             'DINOv2-L': 'vit_large_patch14_dinov2', 'EVA02-L': 'eva02_large_patch14_224',
+             'DINOv3-L': 'vit_large_patch16_dinov3', 'DINOv3-7B': 'vit_7b_patch16_dinov3'}
 METHODS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'configs', '_base_', 'methods')
 
 
