@@ -165,8 +165,8 @@ def test_full_size_backbone(path):
         assert trainable == 0
     elif method == 'full':
         assert trainable > 200e6
-    else:
-        assert 0 < trainable < 10e6
+    else:  # a small part of the backbone (SoRA on DINOv2-L: 1.6 %; on DINOv3-7B: 0.5 %)
+        assert 0 < trainable < 0.025 * sum(p.numel() for p in backbone.parameters())
     if method == 'sora' and bb.arch == 'dinov2-l':
         assert trainable == SORA_DINOV2_L
     if method == 'rein':  # Rein refines every block; the paper's 2.99 M on DINOv2-L

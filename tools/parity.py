@@ -572,7 +572,7 @@ def is_counterpart(name: str) -> bool:
     """The config is the official recipe itself (same method, DINOv2-L), not another method on its recipe."""
     method = name.split('/')[0]
     if method == 'rein':  # both official Rein models, DINOv2-L and EVA02-L
-        return True
+        return '_dinov2-l_' in name or '_eva02-l_' in name
     return '_dinov2-l_' in name and method in ('sora', 'full', 'frozen')
 
 
@@ -624,7 +624,10 @@ def render(configs: Dict[str, Config]) -> str:
             'run the SoRA recipe, and only their method rows differ.',
             'The Rein configs follow the official Rein recipe instead (the public Rein repository, w1oves/Rein);',
             'its EVA02-L model file has no training config of its own, so the EVA02-L row is the DINOv2-L',
-            'recipe with that model.', '']
+            'recipe with that model.',
+            'The DINOv3 configs (`*_dinov3-l_*`, `*_dinov3-7b_*`) are mmdg\'s own settings: neither the official',
+            'SoRA/SoMA code nor Rein supports DINOv3, so they have no official counterpart; they run the recipe',
+            'they are listed under, and their backbone and method rows say what differs.', '']
     by_recipe: Dict[str, List[str]] = {}
     for name in configs:
         by_recipe.setdefault(recipe_of(name), []).append(name)
@@ -643,8 +646,16 @@ def render(configs: Dict[str, Config]) -> str:
     return '\n'.join(out).rstrip() + '\n'
 
 
+#: Model settings that follow the backbone (its width): compared for the official backbone only.
+BACKBONE_DEPENDENT = ('decode_head.in_channels',)
+
+
 def seg_model_rows(name: str, cfg) -> List[dict]:
-    return model_rows(official_model(model_key(recipe_of(name))), cfg, SEG_MODEL_RULES)
+    rows = model_rows(official_model(model_key(recipe_of(name))), cfg, SEG_MODEL_RULES)
+    for r in rows:
+        if r['setting'] in BACKBONE_DEPENDENT and r['status'] != 'same' and not is_counterpart(name):
+            r['status'] = 'method'
+    return rows
 
 
 def undocumented(configs: Dict[str, Config]) -> List[str]:
@@ -654,7 +665,8 @@ def undocumented(configs: Dict[str, Config]) -> List[str]:
 
 
 def model_table(title: str, official_key: str, name: str, rows: List[dict], layout: List[str], others: int) -> List[str]:
-    mark = dict(same='✓', documented='differs on purpose', protocol='this protocol', UNDOCUMENTED='**UNDOCUMENTED**')
+    mark = dict(same='✓', documented='differs on purpose', protocol='this protocol', method='this backbone',
+                UNDOCUMENTED='**UNDOCUMENTED**')
     out = [f'#### {title}: model settings, value by value', '',
            f'Every setting of the official model config but its backbone (`{official_key.split(":", 1)[1]}`, read '
            f'from the file itself), against `{name}`' + (f' (and the {others} other config(s) above, checked '
