@@ -283,6 +283,12 @@ def test_one_environment_whichever_command_comes_first(tmp_path):
     assert install(cpu_env, TORCH_CUDA_ARCH_LIST='9.0') == 'reinstalled'
     assert install(cpu_env, TORCH='system') == 'reinstalled'
     assert install('0123456789abcdef pinned cpu') == 'reinstalled'  # a requirement file changed
+    # a venv an earlier TORCH=system install made (no stamp of this format): refreshed with its own torch,
+    # never with a 3 GB pinned one
+    (venv_dir / '.mmdg-env').unlink()
+    (venv_dir / 'pyvenv.cfg').write_text('home = /usr/bin\ninclude-system-site-packages = true\n')
+    res = _run(['bash', 'tools/install_env.sh'], env={'VENV': str(venv_dir), 'MMCV_OPS': '', 'TORCH': ''})
+    assert 'TORCH=system but torch/torchvision cannot be imported' in res.stderr, res.stdout + res.stderr
 
 
 _FAKE_GPU = ("import sys, torch; torch.cuda.is_available = lambda: True; "

@@ -52,6 +52,9 @@ if [[ -f "$stamp" ]]; then
   [[ $serves == 0 ]] || exit 0
   REQ_TORCH=${REQ_TORCH:-$had_torch}
 fi
+if [[ -z "$REQ_TORCH" && -f "$VENV/pyvenv.cfg" ]] && grep -q '^include-system-site-packages = true' "$VENV/pyvenv.cfg"; then
+  REQ_TORCH=system  # a venv made by TORCH=system (an older stamp, or none yet): keep using that torch
+fi
 TORCH=${REQ_TORCH:-pinned}
 MMCV_OPS=${REQ_OPS:-auto}
 
@@ -129,7 +132,7 @@ if ! mmcv_ok; then
     if [[ "$ops" == cuda ]]; then
       log "building mmcv $MMCV_VERSION with CUDA ops for $TORCH_CUDA_ARCH_LIST ($reason); 30-60 min, once"
     else
-      log "building mmcv $MMCV_VERSION with CPU ops ($reason); about 30 minutes on 2 cores, once"
+      log "building mmcv $MMCV_VERSION with CPU ops ($reason); 10-30 minutes on 2 cores, once"
     fi
     tmp=$(mktemp -d)
     src="mmcv==$MMCV_VERSION"
