@@ -208,3 +208,9 @@ def test_browse_dataset_draws_boxes_of_a_detection_config(tmp_path):
     img = mmcv.imread(str(tmp_path / 'out' / picture)).astype(int)
     w = img.shape[1]
     assert picture.startswith('night_') and np.abs(img[:, : w // 2] - img[:, w // 2:]).max() > 100
+
+
+def test_svd_time_reports_each_shape_and_the_start_up():
+    out = _run('svd_time.py', '--dim', 64, '--hidden', 128, '--mlp', 'swiglu', '--blocks', 3, timeout=120)
+    assert '64x64:' in out and '128x64:' in out and '64x128:' in out
+    assert 'q, k, v in one batched call' in out and '3 adapted blocks:' in out
