@@ -181,3 +181,28 @@ def test_layout_without_images(tmp_path):
 def test_config_file_that_does_not_exist(tmp_path):
     code, out = _tool('tools/train.py', tmp_path / 'nope.py')
     assert code != 0 and 'nope.py does not exist' in out and 'Traceback' not in out
+
+
+@pytest.mark.parametrize('tool', ['tools/cross_domain_eval.py', 'tools/infer.py'])
+@pytest.mark.parametrize('size', ['0', '-2'])
+def test_batch_size_below_one_is_refused(tool, size, tmp_path):
+    """A batch size of 0 ran on zero images and printed an empty result; now argparse refuses it."""
+    args = ['cfg.py', 'ckpt.pth'] if 'cross_domain' in tool else ['cfg.py', 'ckpt.pth', str(tmp_path), '--out', str(tmp_path / 'o')]
+    res = subprocess.run([sys.executable, tool, *args, '--batch-size', size], cwd=REPO, env=ENV,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and f'argument --batch-size: must be at least 1, got {int(size)}' in res.stderr
+    assert 'Traceback' not in res.stderr
+
+
+def test_integer_tensors_are_not_pretrained_weights(tmp_path):
+    """A safetensors file of integer tensors with the right names and shapes was loaded as weights (cast
+    silently); the key check now names them."""
+    from safetensors.torch import save_file
+    from conftest import tiny_vit
+    from mmdg.models.backbones.vit_weights import CheckpointError, load_vit_weights
+    ref = tiny_vit('dinov2')
+    save_file({k: (v * 100).to(torch.int64).contiguous() for k, v in ref.state_dict().items()},
+              str(tmp_path / 'ints.safetensors'))
+    with pytest.raises(CheckpointError, match=r'not floating-point weights \(\d+\): blocks\.0\.attn\.proj\.bias: '
+                                              r'checkpoint torch\.int64 vs model torch\.float32'):
+        load_vit_weights(tiny_vit('dinov2'), str(tmp_path / 'ints.safetensors'))

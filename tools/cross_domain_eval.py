@@ -22,7 +22,7 @@ from mmengine.config import DictAction
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmdg.utils.console import add_console_arguments, apply_console_args  # noqa: E402
-from mmdg.utils.tool_config import input_errors_as_messages, load_tool_config  # noqa: E402
+from mmdg.utils.tool_config import input_errors_as_messages, load_tool_config, positive_int  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -38,7 +38,7 @@ def parse_args(argv=None):
     p.add_argument('--tta', action='store_true', help='multi-scale + flip test-time augmentation (as tools/test.py)')
     p.add_argument('--amp', action='store_true', help='autocast the test loop (mmengine TestLoop fp16)')
     p.add_argument('--overlays', type=int, default=2, help='labelled pictures per target (0: none)')
-    p.add_argument('--batch-size', type=int, help="default: the config's test_dataloader")
+    p.add_argument('--batch-size', type=positive_int, help="default: the config's test_dataloader")
     add_console_arguments(p)
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')

@@ -19,7 +19,7 @@ import warnings
 from mmengine.config import DictAction
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmdg.utils.tool_config import input_errors_as_messages  # noqa: E402
+from mmdg.utils.tool_config import input_errors_as_messages, positive_int  # noqa: E402
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -31,7 +31,7 @@ def parse_args(argv=None):
     p.add_argument('input', help='an image or a folder of images')
     p.add_argument('--out', required=True, help='output folder (vis/ and pred/)')
     p.add_argument('--device', default='cpu')
-    p.add_argument('--batch-size', type=int, default=1)
+    p.add_argument('--batch-size', type=positive_int, default=1)
     p.add_argument('--opacity', type=float, default=0.5, help='of the drawn segments (0-1)')
     p.add_argument('--score-thr', type=float, default=0.3, help='detection: boxes drawn above this score')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, help='key=value pairs merged into the config')

@@ -14,13 +14,14 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmdg.apis.pretrain_demo import DEMO_BACKBONE, command_line, pretrain  # noqa: E402
+from mmdg.utils.tool_config import positive_int  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', default=osp.relpath(DEMO_BACKBONE))
     parser.add_argument('--steps', type=int, default=2400)
-    parser.add_argument('--batch-size', type=int, default=32)
+    parser.add_argument('--batch-size', type=positive_int, default=32)
     parser.add_argument('--lr', type=float, default=1e-3)
     parser.add_argument('--weight-decay', type=float, default=0.05)
     parser.add_argument('--warmup', type=int, default=100)

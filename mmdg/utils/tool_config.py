@@ -19,6 +19,18 @@ def flatten_config(d, prefix: str = '') -> dict:
     return {prefix: list(d) if isinstance(d, tuple) else d}
 
 
+def positive_int(text: str) -> int:
+    """argparse type of a count that must be at least 1 (a batch size of 0 would run on no image at all)."""
+    import argparse
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a whole number') from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be at least 1, got {value}')
+    return value
+
+
 class ConfigValueError(ValueError):
     """A config value (from the file or ``--cfg-options``) of the wrong type or out of range."""
 

@@ -203,12 +203,17 @@ def check_keys(state_dict: Dict[str, torch.Tensor], own: Dict[str, torch.Tensor]
     unexpected = sorted(name(k) for k in state_dict if k not in own and not _PRETRAIN_ONLY.match(k))
     shapes = sorted(f'{name(k)}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
                     for k, v in state_dict.items() if k in own and v.shape != own[k].shape)
-    if missing or unexpected or shapes:
+    # integer or boolean tensors where the model holds weights: load_state_dict would cast them silently
+    # (a file of another kind, e.g. labels or indices, passed as weights)
+    kinds = sorted(f'{name(k)}: checkpoint {v.dtype} vs model {own[k].dtype}' for k, v in state_dict.items()
+                   if k in own and own[k].is_floating_point() and not v.is_floating_point())
+    if missing or unexpected or shapes or kinds:
         def fmt(title, items):
             return f'\n  {title} ({len(items)}): ' + ', '.join(items[:20]) + (' ...' if len(items) > 20 else '') \
                 if items else ''
         raise CheckpointError(f'{source} does not fit {target}:' + fmt('missing', missing)
-                              + fmt('unexpected', unexpected) + fmt('mis-shaped', shapes))
+                              + fmt('unexpected', unexpected) + fmt('mis-shaped', shapes)
+                              + fmt('not floating-point weights', kinds))
 
 
 def check_fit(state_dict: Dict[str, torch.Tensor], model: nn.Module, source: str = 'checkpoint',
