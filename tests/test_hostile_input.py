@@ -206,3 +206,28 @@ def test_integer_tensors_are_not_pretrained_weights(tmp_path):
     with pytest.raises(CheckpointError, match=r'not floating-point weights \(\d+\): blocks\.0\.attn\.proj\.bias: '
                                               r'checkpoint torch\.int64 vs model torch\.float32'):
         load_vit_weights(tiny_vit('dinov2'), str(tmp_path / 'ints.safetensors'))
+
+
+def test_repeated_entries_in_a_split_list_are_refused(tmp_path):
+    """A split list naming an image twice was scored (or trained on) twice while the counts looked right."""
+    from mmdg.datasets import CityscapesDGDataset, DiverseWeatherDataset
+    from mmdg.datasets.converters import DatasetLayoutError
+    from mmdg.datasets.synthetic import write_cityscapes_layout
+    from mmdg.datasets.voc_writer import write_synthetic_voc
+    write_synthetic_voc(str(tmp_path / 'dwd'), {'fog': 'fog'}, dict(test=2), size=(64, 128))
+    split = tmp_path / 'dwd' / 'fog' / 'VOC2007' / 'ImageSets' / 'Main' / 'test.txt'
+    first = split.read_text().split()[0]
+    assert len(DiverseWeatherDataset(data_root=str(tmp_path / 'dwd'), domain='fog', split='test', pipeline=[])) == 2
+    split.write_text(split.read_text() + first + '\n')
+    with pytest.raises(DatasetLayoutError, match=rf'test\.txt lists 1 image\(s\) more than once, e\.g\. {first}'):
+        DiverseWeatherDataset(data_root=str(tmp_path / 'dwd'), domain='fog', split='test', pipeline=[])
+
+    root = tmp_path / 'cs'
+    write_cityscapes_layout(str(root), domains=('source',), splits=dict(train=2), progress=False)
+    names = sorted(p.name[:-len('_leftImg8bit.png')] for p in (root / 'source').rglob('*_leftImg8bit.png'))
+    lst = tmp_path / 'list.txt'
+    lst.write_text(f'source/{names[0]}\nsource/{names[1]}\nsource/{names[0]}\n')
+    with pytest.raises(DatasetLayoutError, match=r'list\.txt lists 1 image\(s\) more than once'):
+        CityscapesDGDataset(data_root=str(root / 'source'), split='train', ann_file=str(lst), pipeline=[])
+    lst.write_text(f'source/{names[0]}\nsource/{names[1]}\n')
+    assert len(CityscapesDGDataset(data_root=str(root / 'source'), split='train', ann_file=str(lst), pipeline=[])) == 2

@@ -42,6 +42,8 @@ class DGSegDataset(BaseSegDataset):
         data_list = super().load_data_list()
         if not data_list:
             raise DatasetLayoutError(f'{type(self).__name__}: no *{self.img_suffix} image under {img_dir}')
+        if self.ann_file:
+            refuse_repeated_entries(data_list, 'img_path', self.ann_file, type(self).__name__)
         missing = [d['seg_map_path'] for d in data_list if 'seg_map_path' in d and not osp.isfile(d['seg_map_path'])]
         if missing:
             raise DatasetLayoutError(
@@ -49,6 +51,18 @@ class DGSegDataset(BaseSegDataset):
                 f'{missing[0]}. Convert the labels first (tools/dataset_converters/convert_labels.py) '
                 'or check the layout with tools/dataset_converters/check_dataset.py')
         return data_list
+
+
+def refuse_repeated_entries(data_list: List[dict], key: str, list_file: str, owner: str) -> None:
+    """A list file naming an image twice would score (or train on) it twice while the counts look right."""
+    seen, repeated = set(), []
+    for d in data_list:
+        if d[key] in seen:
+            repeated.append(d[key])
+        seen.add(d[key])
+    if repeated:
+        raise DatasetLayoutError(f'{owner}: {list_file} lists {len(repeated)} image(s) more than once, e.g. '
+                                 f'{repeated[0]}; each would count twice. Remove the repeated lines')
 
 
 @DATASETS.register_module()

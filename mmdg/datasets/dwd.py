@@ -22,6 +22,7 @@ from mmdet.datasets import XMLDataset
 from mmdg.registry import DATASETS
 
 from .converters import DatasetLayoutError
+from .dg_seg import refuse_repeated_entries
 
 #: Diverse Weather classes, in the order of the benchmark.
 DWD_CLASSES = ('bus', 'bike', 'car', 'motor', 'person', 'rider', 'truck')
@@ -92,7 +93,9 @@ class VOCDomainDataset(XMLDataset):
 
     def load_data_list(self) -> List[dict]:
         if self.split != 'all':
-            return super().load_data_list()
+            data_list = super().load_data_list()
+            refuse_repeated_entries(data_list, 'img_id', self.ann_file, type(self).__name__)
+            return data_list
         self.cat2label = {c: i for i, c in enumerate(self._metainfo['classes'])}
         ann_dir = osp.join(self.sub_data_root, self.ann_subdir)
         ids = sorted(f[:-4] for f in os.listdir(ann_dir) if f.endswith('.xml'))
