@@ -154,13 +154,17 @@ def _check_label_sizes(dataset, where: str, samples: int) -> None:
 class DataModelCheckHook(Hook):
     """Runs :func:`check_data_model` on the datasets of a run before its first iteration: the training
     and validation sets in ``before_train``, the validation set in ``before_val`` (of a run that only
-    validates), the test set in ``before_test``. ``samples`` label/image pairs per dataset are compared."""
+    validates), the test set in ``before_test``. ``samples`` label/image pairs per dataset are compared.
+    During training, the first ``labelled_iters`` batches must hold at least one labelled pixel: a set whose
+    labels are all "ignore" trains to loss 0 and accuracy 100 on nothing."""
 
     priority = 'VERY_HIGH'
 
-    def __init__(self, samples: int = 4):
+    def __init__(self, samples: int = 4, labelled_iters: int = 10):
         self.samples = samples
+        self.labelled_iters = labelled_iters
         self._val_checked = False
+        self._labelled = False
 
     def _run(self, runner, loop, name: str, mode: str) -> None:
         tool_config.RUN_STATE.update(runner=runner, in_loop=False, mode=mode)
@@ -180,6 +184,25 @@ class DataModelCheckHook(Hook):
                              val.dataloader.dataset, 'val_dataloader', self.samples)
             self._val_checked = True
         self._started()
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        # before the checkpoint hook (this one runs first): a run on nothing stops before it saves
+        if self._labelled or runner.iter >= self.labelled_iters or not isinstance(data_batch, dict):
+            return
+        samples = data_batch.get('data_samples') or []
+        segs = [s.gt_sem_seg.data for s in samples if 'gt_sem_seg' in s]
+        if not segs:
+            self._labelled = True  # not segmentation data
+            return
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        ignore = next((getattr(h, 'ignore_index', None) for _, h in _heads(model)), 255)
+        self._labelled = any(bool((seg != ignore).any()) for seg in segs)
+        last = min(self.labelled_iters, runner.max_iters) - 1
+        if not self._labelled and runner.iter >= last:
+            raise DataModelError(
+                f'the first {last + 1} training batches hold no labelled pixel: every label is {ignore} (ignore). '
+                'The loss is 0 and nothing is learnt; check the label conversion (tools/dataset_converters/'
+                'check_dataset.py) and the dataset\'s ignore_index')
 
     def before_val(self, runner) -> None:
         if not self._val_checked:
