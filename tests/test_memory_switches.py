@@ -114,3 +114,17 @@ def test_memory_estimate_sees_checkpointing_and_bf16(tmp_path):
     assert 0 < half['activations_per_image'] < 0.8 * plain['activations_per_image']
     assert plain['static'] == ckpt['static']
     assert plain['total'] == plain['static'] + plain['fixed'] + 4 * plain['activations_per_image']
+
+
+def test_memory_estimate_on_a_config_without_a_fixed_input_size():
+    """The demo configs pad to a size divisor (no data_preprocessor.size): the estimate reads the training
+    crop instead (it stopped with an AttributeError); no part of the estimate is negative."""
+    import os.path as osp
+    import subprocess
+    import sys
+    from conftest import REPO
+    res = subprocess.run([sys.executable, 'tools/memory_estimate.py', 'configs/demo/sora.py', '--batch', '2'],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    row = [line for line in res.stdout.splitlines() if line.startswith('| `sora.py`')][0]
+    assert '-' not in row.replace('| `sora.py`', '') and row.count('GiB') == 4

@@ -45,6 +45,20 @@ def saved_activation_bytes(model, data) -> int:
     return sum(seen.values())
 
 
+def train_input_size(cfg) -> tuple:
+    """(h, w) of a training image: the data preprocessor's fixed size, else the training crop."""
+    size = (cfg.model.get('data_preprocessor') or {}).get('size')
+    if size:
+        return tuple(size)
+    dataset = cfg.train_dataloader.dataset
+    for d in dataset.get('datasets', [dataset]):  # a ConcatDataset's parts
+        for t in d.get('pipeline', []):
+            if str(t.get('type', '')).split('.')[-1] == 'RandomCrop':
+                return tuple(t['crop_size'])
+    raise SystemExit(f'error: cannot tell the training input size of {cfg.filename}: set '
+                     'model.data_preprocessor.size or a RandomCrop in the training pipeline')
+
+
 def estimate(path: str, batch: int, grad_checkpointing: bool, bf16: bool) -> dict:
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
@@ -56,7 +70,7 @@ def estimate(path: str, batch: int, grad_checkpointing: bool, bf16: bool) -> dic
     torch.manual_seed(0)
     model = MODELS.build(model_cfg)
     model.train()
-    h, w = cfg.model.data_preprocessor.size
+    h, w = train_input_size(cfg)
     saved = []
     for n in (1, 2):  # per-image part = the difference; the rest (e.g. autocast's weight copies) is fixed
         samples = []
@@ -68,7 +82,9 @@ def estimate(path: str, batch: int, grad_checkpointing: bool, bf16: bool) -> dic
         with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
             saved.append(saved_activation_bytes(model, data))
         model.zero_grad(set_to_none=True)
-    per_image, fixed = saved[1] - saved[0], 2 * saved[0] - saved[1]
+    # fixed = what batch 1 keeps beyond one image's share; below 0 only by measurement noise (allocation
+    # reuse between the two steps), so it is clamped: a negative memory is no estimate
+    per_image, fixed = saved[1] - saved[0], max(2 * saved[0] - saved[1], 0)
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     ema = any(hk.get('type') == 'EMAHook' for hk in cfg.get('custom_hooks', []))
