@@ -80,8 +80,9 @@ def test_bf16_autocast_trains_every_adapter(arch, method):
     assert cos > 0.95, f'bf16 gradient direction off (cosine {cos:.3f})'
 
 
-def test_amp_switch_of_the_train_tool():
+def test_amp_switch_of_the_train_tool(monkeypatch):
     from mmdg.utils.tool_config import apply_amp
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)  # the switch itself, as on a GPU machine
     cfg = Config(dict(optim_wrapper=dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-4),
                                          clip_grad=dict(max_norm=35))))
     apply_amp(cfg, 'bf16')
@@ -128,3 +129,20 @@ def test_memory_estimate_on_a_config_without_a_fixed_input_size():
     assert res.returncode == 0, res.stderr[-2000:]
     row = [line for line in res.stdout.splitlines() if line.startswith('| `sora.py`')][0]
     assert '-' not in row.replace('| `sora.py`', '') and row.count('GiB') == 4
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='the refusal is for machines without a GPU')
+def test_amp_on_a_cpu_is_refused_alike_by_train_and_test(tmp_path):
+    """train.py --amp failed with a 28-line traceback after building the model (leaving a work dir) while
+    test.py --amp ran: both now refuse it in one line before anything is built."""
+    import subprocess
+    import sys
+    from conftest import REPO
+    (tmp_path / 'none.pth').write_bytes(b'')  # never read: the refusal comes first
+    for cmd in (['tools/train.py', 'configs/demo/sora.py', '--amp', '--work-dir', str(tmp_path / 'train')],
+                ['tools/test.py', 'configs/demo/sora.py', str(tmp_path / 'none.pth'), '--amp',
+                 '--work-dir', str(tmp_path / 'test')]):
+        res = subprocess.run([sys.executable, *cmd], cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert res.returncode != 0 and 'error: --amp needs a GPU' in res.stderr, res.stderr[-2000:]
+        assert 'Traceback' not in res.stderr
+    assert not (tmp_path / 'train').exists() and not (tmp_path / 'test').exists()

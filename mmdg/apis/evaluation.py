@@ -55,7 +55,9 @@ def domain_test_config(cfg: Config, targets: Optional[List[str]] = None, batch_s
 
 
 def use_amp(cfg: Config) -> Config:
-    """Autocast the test loop (mmengine's ``TestLoop(fp16=True)``)."""
+    """Autocast the test loop (mmengine's ``TestLoop(fp16=True)``); a GPU only, as training's ``--amp``."""
+    from mmdg.utils.tool_config import require_amp_device
+    require_amp_device()
     cfg.test_cfg = dict(cfg.get('test_cfg') or dict(type='TestLoop'), fp16=True)
     return cfg
 

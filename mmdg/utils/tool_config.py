@@ -159,12 +159,22 @@ def check_option_types(cfg: Config, options: dict) -> None:
 AMP_DTYPES = {'fp16': 'float16', 'bf16': 'bfloat16'}
 
 
+def require_amp_device(flag: str = '--amp') -> None:
+    """Mixed precision is a GPU feature here: mmengine's AmpOptimWrapper refuses a CPU only after the model is
+    built (a long traceback, a work dir left behind), so every tool refuses ``--amp`` up front, alike."""
+    import torch
+    if not torch.cuda.is_available():
+        raise SystemExit(f'error: {flag} needs a GPU (mixed precision runs on CUDA devices; this machine has '
+                         'none): run without it')
+
+
 def apply_amp(cfg: Config, dtype: str = 'fp16') -> Config:
     """Switch the config's optimizer wrapper to mmengine's ``AmpOptimWrapper`` with ``dtype`` autocast
     (``fp16`` with dynamic loss scaling, or ``bf16``, which needs no scaling but keeps mmengine's
     scaler harmlessly). Clip-grad and paramwise settings are kept."""
     if dtype not in AMP_DTYPES:
         raise SystemExit(f'--amp takes one of {sorted(AMP_DTYPES)}, got {dtype!r}')
+    require_amp_device()
     wrapper = cfg.optim_wrapper
     if wrapper.get('type', 'OptimWrapper') not in ('OptimWrapper', 'AmpOptimWrapper'):
         raise SystemExit(f'--amp: the config uses {wrapper.type}; switch it to AmpOptimWrapper by hand')
