@@ -20,36 +20,11 @@ import importlib.util
 import json
 import os.path as osp
 import sys
-import types
 
 import torch
 import torch.nn as nn
 
-
-def stub_einops():
-    """DGOD/rein/models/backbones/dino_layers/efficient_attention.py imports einops.rearrange at import time;
-    EffAttention is not used by this model."""
-    if importlib.util.find_spec('einops') is not None:
-        return False
-    einops = types.ModuleType('einops')
-
-    def rearrange(*a, **k):
-        raise RuntimeError('einops stub: not installed')
-    einops.rearrange = rearrange
-    sys.modules['einops'] = einops
-    return True
-
-
-def stub_peft():
-    if importlib.util.find_spec('peft') is not None:
-        return False
-    peft = types.ModuleType('peft')
-    utils = types.ModuleType('peft.utils')
-    integ = types.ModuleType('peft.utils.integrations')
-    integ.gather_params_ctx = lambda *a, **k: contextlib.nullcontext()
-    peft.utils, utils.integrations = utils, integ
-    sys.modules.update({'peft': peft, 'peft.utils': utils, 'peft.utils.integrations': integ})
-    return True
+from make_seg_manifest import stub_missing  # this folder's: the same stubs for every official model
 
 
 @contextlib.contextmanager
@@ -73,7 +48,7 @@ def main(root, out):
     root = osp.abspath(root)
     dgod = osp.join(root, 'DGOD')
     sys.path[:0] = [dgod, root]  # DGOD first: its mmdet / rein / projects, as DGOD/tools/train.py runs
-    stubbed = dict(peft=stub_peft(), einops=stub_einops())
+    stubbed = stub_missing('dgod')
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     import mmdet

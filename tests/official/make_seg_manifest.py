@@ -48,27 +48,29 @@ def _stub(name, **attrs):
 
 
 def stub_missing(kind='rein'):
+    """Stub what the official ``kind`` ('soma', 'rein', or 'dgod': SoMA's detection code) imports but its
+    models never use, where it is not installed; returns what was stubbed."""
     def absent(name):
         try:
             return importlib.util.find_spec(name) is None
         except (ImportError, ValueError):
             return True
     stubbed = []
-    if kind == 'soma' and absent('peft'):  # SoMA rein/peft/sora.py:14, used as a context around sora_init (sora.py:95)
+    if kind in ('soma', 'dgod') and absent('peft'):  # SoMA rein/peft/sora.py:14, used as a context around sora_init (sora.py:95)
         _stub('peft'); _stub('peft.utils')
         _stub('peft.utils.integrations', gather_params_ctx=lambda *a, **k: contextlib.nullcontext())
         stubbed.append('peft.utils.integrations.gather_params_ctx (nullcontext)')
     if kind == 'soma':
         return stubbed
-    if absent('xformers'):  # Rein eva_02.py:26 (unconditional); dino_layers use try/except ImportError
+    if kind == 'rein' and absent('xformers'):  # Rein eva_02.py:26 (unconditional); dino_layers use try/except ImportError
         _stub('xformers'); _stub('xformers.ops')
         stubbed.append('xformers (empty module)')
-    if absent('einops'):  # Rein eva_02.py:32, EVA02 only
+    if absent('einops'):  # Rein eva_02.py:32 (EVA02 only); DGOD dino_layers/efficient_attention.py (unused)
         def unavailable(*a, **k):
             raise RuntimeError('einops stub')
         _stub('einops', rearrange=unavailable, repeat=unavailable)
         stubbed.append('einops (rearrange/repeat raise)')
-    if absent('mmpretrain'):  # Rein reins_convnext.py:1, ConvNeXt only
+    if kind == 'rein' and absent('mmpretrain'):  # Rein reins_convnext.py:1, ConvNeXt only
         _stub('mmpretrain'); _stub('mmpretrain.models')
         _stub('mmpretrain.models.backbones', ConvNeXt=type('ConvNeXt', (nn.Module,), {}))
         stubbed.append('mmpretrain.models.backbones.ConvNeXt (empty nn.Module)')
