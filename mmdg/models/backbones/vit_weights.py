@@ -261,6 +261,7 @@ def timm_to_official_dinov3(state_dict: Dict[str, torch.Tensor], model: nn.Modul
     """The inverse of timm's DINOv3 conversion: a timm DINOv3 (``Eva``) state dict in the layout of Meta's
     original DINOv3 checkpoints (``storage_tokens``, ``ls1/ls2.gamma``, a fused ``qkv.bias`` whose k part is
     zero, the 7B's SwiGLU as ``mlp.w1/w2/w3``, a zero ``mask_token``), for exporting and for tests."""
+    swiglu = any('mlp.fc1_g.' in k for k in state_dict)  # then timm's fc2 is Meta's w3
     out = {}
     for k, v in state_dict.items():
         if k.startswith(('head.', 'fc_norm.')) or k.startswith('rope.'):
@@ -273,7 +274,7 @@ def timm_to_official_dinov3(state_dict: Dict[str, torch.Tensor], model: nn.Modul
             continue
         k = k.replace('reg_token', 'storage_tokens').replace('gamma_1', 'ls1.gamma').replace('gamma_2', 'ls2.gamma')
         k = k.replace('mlp.fc1_g', 'mlp.w1').replace('mlp.fc1_x', 'mlp.w2')
-        if 'mlp.fc1_g.weight' in ''.join(state_dict):  # SwiGLU: its output layer is Meta's w3
+        if swiglu:
             k = k.replace('mlp.fc2', 'mlp.w3')
         out[k] = v
     out['mask_token'] = torch.zeros(1, 1, model.embed_dim)
