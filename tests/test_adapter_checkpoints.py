@@ -4,7 +4,7 @@ from mmengine.runner import Runner
 from mmseg.apis import init_model
 
 from mmdg.apis.demo import demo_config
-from mmdg.models.backbones.vit_weights import build_timm_vit
+from mmdg.convert.vit import build_timm_vit
 
 
 def test_adapter_only_checkpoint_roundtrip(tmp_path, demo_data):

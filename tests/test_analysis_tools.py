@@ -134,7 +134,7 @@ def spectrum_runs(tmp_path_factory):
     weight moved at random."""
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
-    from mmdg.models.backbones.vit_weights import build_timm_vit
+    from mmdg.convert.vit import build_timm_vit
     root = tmp_path_factory.mktemp('spectrum')
     torch.manual_seed(0)
     vit = build_timm_vit('vit_small_patch14_dinov2', img_size=(128, 256), patch_size=16, embed_dim=192, depth=6,

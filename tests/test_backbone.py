@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from conftest import tiny_vit
 from mmdg.adapters import AdapterLinear
 from mmdg.models.backbones import TimmViT
-from mmdg.models.backbones.vit_weights import timm_to_official_dinov2
+from mmdg.convert.vit import timm_to_official_dinov2
 
 SMALL = dict(embed_dim=64, depth=4, num_heads=2)
 
@@ -85,7 +85,7 @@ def test_dinov2_position_resampling_equals_the_official_code():
     (its outputs stored from the official code, run outside this repository: tests/official/README.md), at
     square, non-square, larger and smaller sizes; timm's resampling differs at each of those sizes."""
     from timm.layers import resample_abs_pos_embed
-    from mmdg.models.backbones.vit_weights import resample_pos_dinov2
+    from mmdg.convert.vit import resample_pos_dinov2
     ref = torch.load(OFFICIAL_POS, weights_only=True)
     pos, p = ref['pos_embed'], ref['patch_size']
     for size, expected in ref['outputs'].items():

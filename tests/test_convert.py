@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from timm.models.vision_transformer import checkpoint_filter_fn
 
 from conftest import REPO, tiny_vit
-from mmdg.models.backbones.vit_weights import convert_to_timm, load_vit_weights, timm_to_official_dinov2
+from mmdg.convert.vit import convert_to_timm, load_vit_weights, timm_to_official_dinov2
 from mmdg.utils.checkpoint import CheckpointError
 
 SMALL = dict(embed_dim=64, depth=4, num_heads=2)

@@ -9,10 +9,7 @@ use DINOv2-S shapes (12 blocks, the recipe's pattern: SoRA in the last 8, featur
 full-size DINOv2-L layout and the refusals run on the meta device.
 """
 import copy
-import importlib.util
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -21,12 +18,14 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from conftest import REPO
-from mmdg.models.backbones.soma_weights import select_soma_state, soma_to_mmdg
+from mmdg.convert.released import build_on_meta, find_config
+from mmdg.convert.soma import DEFAULT_CONFIGS, config_crop, select_soma_state, soma_to_mmdg
 from mmdg.utils.checkpoint import CheckpointError
 
-_spec = importlib.util.spec_from_file_location('soma_cli', osp.join(REPO, 'tools', 'convert', 'soma.py'))
-soma_cli = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(soma_cli)
+
+def default_config(crop):
+    return find_config(DEFAULT_CONFIGS[crop])
+
 
 #: DINOv2-S in the recipe's pattern: 12 blocks, blocks 0-3 frozen and plain, SoRA (r 16) in 4-11.
 SMALL = dict(dim=384, depth=12, heads=6, start=4, out=(3, 5, 7, 11))
@@ -168,7 +167,7 @@ def reference_features(sd, x, dim, depth, heads, out, scale=1.0, patch=16):
 def small_cfg():
     """The default (GTA5 -> C/B/M 512) SoRA config with ``SMALL_OPTIONS``, as the CLI's --cfg-options sets them."""
     from mmengine.config import DictAction
-    cfg = Config.fromfile(soma_cli.default_config(512))
+    cfg = Config.fromfile(default_config(512))
     cfg.merge_from_dict({k: DictAction._parse_iterable(v) for k, v in (o.split('=', 1) for o in SMALL_OPTIONS)})
     return cfg
 
@@ -193,11 +192,6 @@ def release(tmp_path_factory):
                 dinov2=root / 'dinov2_vits14_pretrain.pth', soma=root / 'soma_best.pth')
 
 
-def run_cli(*args):
-    return subprocess.run([sys.executable, 'tools/convert/soma.py', *map(str, args)], cwd=REPO,
-                          capture_output=True, text=True)
-
-
 def load_converted(cfg, path):
     """The converted file through the tools' own loading path (tools/test.py, cross_domain_eval.py)."""
     from mmseg.apis import init_model
@@ -207,9 +201,9 @@ def load_converted(cfg, path):
 
 
 # --- tests -------------------------------------------------------------------------------------------
-def test_converted_model_computes_the_official_forward(release):
+def test_converted_model_computes_the_official_forward(run_tool, release):
     out = release['root'] / 'mmdg.pth'
-    res = run_cli(release['dinov2'], release['soma'], out, '--cfg-options', *SMALL_OPTIONS)
+    res = run_tool('convert/soma.py', release['dinov2'], release['soma'], out, '--cfg-options', *SMALL_OPTIONS)
     assert res.returncode == 0, res.stderr
     assert 'EMA-averaged' in res.stdout and 'wrote' in res.stdout
     meta = torch.load(out)['meta']['converted_from']
@@ -237,12 +231,12 @@ def test_converted_model_computes_the_official_forward(release):
         assert torch.equal(qkv.base.weight, w)
 
 
-def test_state_selection(release, tmp_path):
+def test_state_selection(run_tool, release, tmp_path):
     """Default / --ema: the averaged weights (``state_dict``); --no-ema: the raw ones (``ema_state_dict``)."""
     key = f'backbone.model.blocks.{SMALL["start"]}.attn.k.lora_B.weight'
     name = f'backbone.vit.blocks.{SMALL["start"]}.attn.qkv.lora_B'
     out = tmp_path / 'raw.pth'
-    res = run_cli(release['dinov2'], release['soma'], out, '--no-ema', '--cfg-options', *SMALL_OPTIONS)
+    res = run_tool('convert/soma.py', release['dinov2'], release['soma'], out, '--no-ema', '--cfg-options', *SMALL_OPTIONS)
     assert res.returncode == 0, res.stderr
     assert 'raw training weights' in res.stdout
     assert torch.equal(torch.load(out)['state_dict'][name][1], release['raw'][key])  # k: the second slice
@@ -280,41 +274,32 @@ def test_mmengine_emahook_keeps_the_averaged_weights_in_state_dict():
     assert torch.equal(select_soma_state(ckpt, ema=False)[0]['weight'], raw)
 
 
-def test_cli_refuses_a_checkpoint_of_another_rank_or_crop(release, tmp_path):
+def test_cli_refuses_a_checkpoint_of_another_rank_or_crop(run_tool, release, tmp_path):
     rnd = Random(5)
     other = extract_like_official(trained_official_model(release['converted'], release['head'].state_dict(),
                                                          SMALL['dim'], SMALL['depth'], SMALL['start'], rnd, r=8))
     path = tmp_path / 'rank8.pth'
     torch.save({'state_dict': other}, path)
-    res = run_cli(release['dinov2'], path, tmp_path / 'out.pth', '--cfg-options', *SMALL_OPTIONS)
+    res = run_tool('convert/soma.py', release['dinov2'], path, tmp_path / 'out.pth', '--cfg-options', *SMALL_OPTIONS)
     assert res.returncode == 1 and not (tmp_path / 'out.pth').exists()
     assert 'error: CheckpointError' in res.stderr and 'mis-shaped (64)' in res.stderr
     assert ('backbone.vit.blocks.10.attn.qkv.lora_A (from backbone.model.blocks.10.attn.{q,k,v}.lora_A.weight): '
             'checkpoint (3, 8, 384) vs model (3, 16, 384)') in res.stderr
     assert 'the checkpoint: width 384, SoRA r=8 in blocks 4-11; this config: width 384, SoRA r=16 in blocks 4-11' \
         in res.stderr
-    res = run_cli(release['dinov2'], release['soma'], tmp_path / 'out.pth', '--crop', '1024',
-                  '--config', soma_cli.default_config(512))
+    res = run_tool('convert/soma.py', release['dinov2'], release['soma'], tmp_path / 'out.pth', '--crop', '1024',
+                  '--config', default_config(512))
     assert res.returncode != 0 and '--crop 1024' in res.stderr and '512x512' in res.stderr
     # a tools/convert/vit.py output made with timm's resampling (no patch_resample in its meta: the old default)
     pinv = tmp_path / 'dinov2_l_p16_512.pth'
     torch.save({'state_dict': {'pos_embed': torch.zeros(1, 1025, 384)}, 'meta': dict(arch='dinov2-s', patch_size=16)},
                pinv)
-    res = run_cli(pinv, release['soma'], tmp_path / 'out.pth', '--cfg-options', *SMALL_OPTIONS)
+    res = run_tool('convert/soma.py', pinv, release['soma'], tmp_path / 'out.pth', '--cfg-options', *SMALL_OPTIONS)
     assert res.returncode != 0 and 'converted with --patch-resample pinv' in res.stderr
-    assert run_cli(release['dinov2'], release['soma'], release['soma']).returncode != 0  # never overwrites input
+    assert run_tool('convert/soma.py', release['dinov2'], release['soma'], release['soma']).returncode != 0  # never overwrites input
 
 
 # --- full size (DINOv2-L, the recipe configs), on the meta device --------------------------------------
-def build_on_meta(cfg):
-    init_default_scope(cfg.get('default_scope', 'mmdg'))
-    from mmdg.registry import MODELS
-    model_cfg = copy.deepcopy(cfg.model)
-    model_cfg.backbone.pretrained = None
-    with torch.device('meta'):
-        return MODELS.build(model_cfg)
-
-
 def large_release(cfg, dim=1024, depth=24, start=8, r=16, grid=37):
     rnd = Random(device='meta')
     dinov2 = meta_dinov2(dim, depth, rnd, grid=grid)
@@ -325,8 +310,8 @@ def large_release(cfg, dim=1024, depth=24, start=8, r=16, grid=37):
 
 @pytest.mark.parametrize('crop', [512, 1024])
 def test_full_size_release_fits_the_recipe_config(crop):
-    cfg = Config.fromfile(soma_cli.default_config(crop))
-    assert soma_cli.config_crop(cfg) == crop
+    cfg = Config.fromfile(default_config(crop))
+    assert config_crop(cfg) == crop
     model = build_on_meta(cfg)
     dinov2, soma = large_release(cfg)
     assert len([k for k in soma if 'lora_A' in k]) == 16 * 6
@@ -343,7 +328,7 @@ def test_full_size_release_fits_the_recipe_config(crop):
 
 @pytest.fixture(scope='module')
 def large():
-    cfg = Config.fromfile(soma_cli.default_config(512))
+    cfg = Config.fromfile(default_config(512))
     return cfg, build_on_meta(cfg), large_release(cfg)
 
 
@@ -500,7 +485,7 @@ def reference_neck(sd, feats):
     return outs + [conv_gn('neck.extra_convs.0', feats[-1], stride=2, pad=1)]
 
 
-def test_released_detection_checkpoint_converts(tmp_path):
+def test_released_detection_checkpoint_converts(run_tool, tmp_path):
     """The complete official layout (backbone with SoRA factors, neck, Co-DINO query head, RPN, RoI and ATSS
     heads) converts onto mmdg's CoDINO with every tensor placed; backbone + neck features equal the
     reference computed on the official tensors, and the query head's tensors land where the decoder reads
@@ -514,7 +499,7 @@ def test_released_detection_checkpoint_converts(tmp_path):
     torch.save(dinov2, tmp_path / 'dinov2.pth')
     torch.save({'state_dict': released}, tmp_path / 'dgod.pth')
     out = tmp_path / 'mmdg_det.pth'
-    res = run_cli(tmp_path / 'dinov2.pth', tmp_path / 'dgod.pth', out, '--config', DET_CONFIG,
+    res = run_tool('convert/soma.py', tmp_path / 'dinov2.pth', tmp_path / 'dgod.pth', out, '--config', DET_CONFIG,
                   '--cfg-options', *DET_OPTIONS)
     assert res.returncode == 0, res.stderr
     assert 'wrote' in res.stdout
@@ -533,7 +518,7 @@ def test_released_detection_checkpoint_converts(tmp_path):
     model.eval()
     own = model.state_dict()
     # every official head tensor is in the converted model, unchanged, under its mmdg name
-    from mmdg.models.backbones.soma_weights import official_codino_key
+    from mmdg.convert.soma import official_codino_key
     for k, v in heads.items():
         assert torch.equal(own[official_codino_key(k)], v), k
     merged = merge_like_official(converted, released)
@@ -549,7 +534,7 @@ def test_released_detection_checkpoint_converts(tmp_path):
 
 
 def test_detection_checkpoint_with_a_foreign_tensor_is_refused():
-    from mmdg.models.backbones.soma_weights import codino_soma_to_mmdg
+    from mmdg.convert.soma import codino_soma_to_mmdg
     with pytest.raises(CheckpointError, match='no place'):
         codino_soma_to_mmdg({}, {'query_head.transformer.pos_trans.weight': torch.zeros(1)}, torch.nn.Module())
 
@@ -647,7 +632,7 @@ def test_released_detection_decoder_equals_the_reference(tmp_path):
     """The converted Co-DINO's last decoder layer (class logits, boxes) equals DINO's inference written
     directly on the official tensors."""
     from mmdet.structures import DetDataSample
-    from mmdg.models.backbones.soma_weights import codino_soma_to_mmdg
+    from mmdg.convert.soma import codino_soma_to_mmdg
     from mmengine.config import DictAction
     rnd = Random(7)
     dinov2 = meta_dinov2(SMALL['dim'], SMALL['depth'], rnd)
@@ -689,7 +674,7 @@ def test_released_detection_layout_of_the_official_model_converts_completely():
     """Every tensor of the released detection file, named and shaped as the official DGOD model and its
     extraction script make it (not as we wrote it by hand), has its place in mmdg's full-size Co-DINO, and
     every tensor of that model is filled: an unmapped, unexpected, missing or mis-shaped key fails here."""
-    from mmdg.models.backbones.soma_weights import codino_soma_to_mmdg
+    from mmdg.convert.soma import codino_soma_to_mmdg
     manifest = official_manifest('soma_dgod_manifest.json')
     released = {k: torch.empty(shape, device='meta') for k, shape in manifest['released'].items()}
     assert {'query_head.transformer.decoder.ref_point_head.0.weight',
@@ -707,7 +692,7 @@ def test_released_segmentation_layout_of_the_official_model_converts_completely(
     """The released SoMA segmentation files (weights and their EMA), named and shaped as the official model
     and tools/extract_soma_weights.py make them, fill every tensor of mmdg's recipe model, none left over."""
     man = official_manifest(manifest)
-    model = build_on_meta(Config.fromfile(soma_cli.default_config(crop)))
+    model = build_on_meta(Config.fromfile(default_config(crop)))
     own = model.state_dict()
     dinov2 = meta_dinov2(1024, 24, Random(device='meta'))
     for part in ('released', 'released_ema'):

@@ -7,7 +7,7 @@ import torch
 
 from conftest import REPO, tiny_vit
 from mmdg.models.backbones import TimmViT
-from mmdg.models.backbones.vit_weights import ARCHS, CheckpointError, timm_to_official_dinov3
+from mmdg.convert.vit import ARCHS, CheckpointError, timm_to_official_dinov3
 
 SMALL = dict(embed_dim=64, depth=4, num_heads=2)
 

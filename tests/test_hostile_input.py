@@ -200,7 +200,7 @@ def test_integer_tensors_are_not_pretrained_weights(tmp_path):
     silently); the key check now names them."""
     from safetensors.torch import save_file
     from conftest import tiny_vit
-    from mmdg.models.backbones.vit_weights import CheckpointError, load_vit_weights
+    from mmdg.convert.vit import CheckpointError, load_vit_weights
     ref = tiny_vit('dinov2')
     save_file({k: (v * 100).to(torch.int64).contiguous() for k, v in ref.state_dict().items()},
               str(tmp_path / 'ints.safetensors'))

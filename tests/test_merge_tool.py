@@ -53,7 +53,7 @@ def test_merged_checkpoint_predicts_like_the_adapted_model(method, tmp_path, dem
 def test_adapter_only_checkpoint_merges_and_evaluates_the_same(tmp_path, demo_data):
     """An adapter-only SoRA checkpoint (over a local 'pre-trained' file) merges; cross_domain_eval on the
     merged file (same config: it sees the merge in the checkpoint's meta) gives the same mIoU."""
-    from mmdg.models.backbones.vit_weights import build_timm_vit
+    from mmdg.convert.vit import build_timm_vit
     pre = build_timm_vit('vit_small_patch14_dinov2', img_size=(128, 256), patch_size=16, embed_dim=192, depth=6,
                          num_heads=3, init_values=1e-5)
     torch.save(pre.state_dict(), tmp_path / 'pretrained.pth')
@@ -117,7 +117,7 @@ def test_refusals_and_backbone_export(tmp_path, demo_data):
 
     res = _merge(cfg_path, ckpt, tmp_path / 'vit_timm.pth', '--backbone-only', 'timm')
     assert res.returncode == 0, res.stderr[-2000:]
-    from mmdg.models.backbones.vit_weights import build_timm_vit
+    from mmdg.convert.vit import build_timm_vit
     vit = build_timm_vit('vit_small_patch14_dinov2', img_size=(128, 256), patch_size=16, embed_dim=192, depth=6,
                          num_heads=3, init_values=1e-5)
     vit.load_state_dict(torch.load(tmp_path / 'vit_timm.pth', weights_only=True), strict=True)  # a bare timm ViT

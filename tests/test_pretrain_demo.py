@@ -40,7 +40,7 @@ def test_pretraining_is_reproducible_and_the_output_loads_into_the_demo_backbone
     assert a['sha256'] == b['sha256'] != c['sha256']
     assert a['log'][-1]['step'] == 3 and 0 <= a['held_out_coarse']['mIoU'] <= 100
     assert json.load(open(tmp_path / 'a.safetensors.json'))['sha256'] == file_sha256(str(tmp_path / 'a.safetensors'))
-    from mmdg.models.backbones.vit_weights import load_vit_weights
+    from mmdg.convert.vit import load_vit_weights
     vit = load_vit_weights(build_demo_vit(), str(tmp_path / 'a.safetensors'))
     from safetensors.torch import load_file
     saved = load_file(str(tmp_path / 'a.safetensors'))
@@ -78,7 +78,7 @@ def test_the_committed_backbone_loads_as_it_is_under_either_resampling():
     """Its 8x16 position grid is the model's: neither resampling may touch it (bicubic used to refuse a
     non-square grid even when no resampling was needed; the detection demo's recipe uses bicubic)."""
     from safetensors.torch import load_file
-    from mmdg.models.backbones.vit_weights import load_vit_weights
+    from mmdg.convert.vit import load_vit_weights
     saved = load_file(DEMO_BACKBONE)
     for resample in ('pinv', 'bicubic'):
         vit = load_vit_weights(build_demo_vit(), DEMO_BACKBONE, patch_resample=resample)

@@ -10,7 +10,6 @@ projected tokens). The forward tests use a 4-block ViT of width 64; the DINOv2-L
 the meta device.
 """
 import copy
-import importlib.util
 import os.path as osp
 import warnings
 
@@ -23,11 +22,9 @@ from mmengine.registry import init_default_scope
 
 from conftest import REPO, tiny_vit
 from mmdg.adapters import ReinBlock, adapter_modules, count_parameters, inject_adapters, merge_adapters
+from mmdg.convert.rein import DEFAULT_CONFIG, rein_to_mmdg
 from mmdg.utils.checkpoint import CheckpointError
 
-_spec = importlib.util.spec_from_file_location('rein_cli', osp.join(REPO, 'tools', 'convert', 'rein.py'))
-rein_cli = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(rein_cli)
 
 DIM, DEPTH, HEADS, M, R, Q = 64, 4, 2, 10, 4, 32
 CONFIG = osp.join(REPO, 'configs', 'dg_seg', 'rein', 'rein_dinov2-l_mask2former_1xb4-40k_gta5-to-cbm-512x512.py')
@@ -171,15 +168,15 @@ def release(tmp_path_factory):
     return dict(cfg=cfg, vit=vit, plain_head=plain_head, official=official, root=root)
 
 
-def test_converted_model_computes_the_official_forward(release, capsys):
+def test_converted_model_computes_the_official_forward(release, run_tool):
     out = release['root'] / 'mmdg.pth'
     cfg = release['cfg']
     # the CLI on the toy config (dumped, so that every shrinking option travels with it)
     cfg_path = release['root'] / 'small.py'
     cfg.dump(str(cfg_path))
-    rein_cli.main([str(release['root'] / 'backbone.pth'), str(release['root'] / 'rein_and_head.pth'), str(out),
-                   '--config', str(cfg_path)])
-    assert 'wrote' in capsys.readouterr().out
+    res = run_tool('convert/rein.py', release['root'] / 'backbone.pth', release['root'] / 'rein_and_head.pth', out,
+                   '--config', cfg_path)
+    assert res.returncode == 0 and 'wrote' in res.stdout, res.stderr
     ckpt = torch.load(out)
     assert ckpt['meta']['converted_from']['patch_resample'] == 'bicubic'
 
@@ -211,33 +208,33 @@ def test_converted_model_computes_the_official_forward(release, capsys):
         assert logits.shape == (2, 19, 64, 64)
 
 
-def test_layouts_that_do_not_fit_are_refused(release):
+def test_layouts_that_do_not_fit_are_refused(release, run_tool):
     init_default_scope('mmdg')
     from mmdg.registry import MODELS
     with torch.device('meta'):
         model = MODELS.build(copy.deepcopy(release['cfg'].model))
     backbone = release['vit'].state_dict()
     official = release['official']
-    state = rein_cli.rein_to_mmdg(backbone, official, model)
+    state = rein_to_mmdg(backbone, official, model)
     assert state['backbone.vit.blocks.2.learnable_tokens_a'].equal(official['backbone.reins.learnable_tokens_a'][2])
     assert state['backbone.vit.blocks.0.reins.merge.weight'] is official['backbone.reins.merge.weight']
     assert 'backbone.vit.blocks.3.block.attn.qkv.weight' in state
     fewer = dict(official, **{k: v[:3] for k, v in official.items() if 'learnable_tokens' in k})
     with pytest.raises(CheckpointError, match='tokens for 3 layers, but this config adapts 4 blocks'):
-        rein_cli.rein_to_mmdg(backbone, fewer, model)
+        rein_to_mmdg(backbone, fewer, model)
     other_rank = dict(official, **{'backbone.reins.learnable_tokens_a': torch.zeros(DEPTH, M, 8),
                                    'backbone.reins.learnable_tokens_b': torch.zeros(DEPTH, 8, DIM)})
     with pytest.raises(CheckpointError, match='learnable_tokens_a'):
-        rein_cli.rein_to_mmdg(backbone, other_rank, model)
+        rein_to_mmdg(backbone, other_rank, model)
     with pytest.raises(CheckpointError, match='holds no backbone.reins'):
-        rein_cli.rein_to_mmdg(backbone, {k: v for k, v in official.items() if 'reins' not in k}, model)
+        rein_to_mmdg(backbone, {k: v for k, v in official.items() if 'reins' not in k}, model)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        with pytest.raises(SystemExit, match='no Rein adapter'):
-            rein_cli.main([str(release['root'] / 'backbone.pth'), str(release['root'] / 'rein_and_head.pth'),
-                           str(release['root'] / 'x.pth'), '--config',
-                           osp.join(REPO, 'configs', 'dg_seg', 'sora',
-                                    'sora_dinov2-l_mask2former_1xb4-40k_gta5-to-cbm-512x512.py')])
+        res = run_tool('convert/rein.py', release['root'] / 'backbone.pth', release['root'] / 'rein_and_head.pth',
+                       release['root'] / 'x.pth', '--config',
+                       osp.join(REPO, 'configs', 'dg_seg', 'sora',
+                                'sora_dinov2-l_mask2former_1xb4-40k_gta5-to-cbm-512x512.py'))
+    assert res.returncode == 1 and 'no Rein adapter' in res.stderr
 
 
 def test_released_rein_layout_of_the_official_model_converts_completely():
@@ -248,7 +245,7 @@ def test_released_rein_layout_of_the_official_model_converts_completely():
     with open(osp.join(REPO, 'tests', 'official', 'rein_dinov2l_gta5_manifest.json')) as f:
         released = {k: torch.empty(s, device='meta') for k, s in json.load(f)['released'].items()}
     assert released['backbone.reins.learnable_tokens_a'].shape == (24, 100, 16)
-    cfg = Config.fromfile(sorted(glob.glob(osp.join(REPO, rein_cli.DEFAULT_CONFIG)))[0])
+    cfg = Config.fromfile(sorted(glob.glob(osp.join(REPO, DEFAULT_CONFIG)))[0])
     init_default_scope('mmdg')
     from mmdg.registry import MODELS
     model_cfg = copy.deepcopy(cfg.model)
@@ -256,6 +253,6 @@ def test_released_rein_layout_of_the_official_model_converts_completely():
     with torch.device('meta'):
         model = MODELS.build(model_cfg)
         dinov2 = timm.create_model('vit_large_patch14_dinov2', pretrained=False, num_classes=0)  # the 518 grid
-    state = rein_cli.rein_to_mmdg(dinov2.state_dict(), released, model)
+    state = rein_to_mmdg(dinov2.state_dict(), released, model)
     own = model.state_dict()
     assert sorted(state) == sorted(own) and all(state[k].shape == own[k].shape for k in own)

@@ -100,7 +100,7 @@ def merge_checkpoint(config: str, checkpoint: str, out: str, plain: Optional[str
         vit = target.backbone.vit
         state = vit.state_dict()
         if backbone_only == 'official':
-            from mmdg.models.backbones.vit_weights import timm_to_official_dinov2
+            from mmdg.convert.vit import timm_to_official_dinov2
             state = timm_to_official_dinov2(state, vit)
         atomic_save(state, out)
     else:

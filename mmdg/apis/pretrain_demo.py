@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmdg.datasets.synthetic import COARSE_GROUPS, make_pretrain_sample
-from mmdg.models.backbones.vit_weights import build_timm_vit
+from mmdg.convert.vit import build_timm_vit
 from mmdg.utils.checkpoint import atomic_write
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

@@ -75,7 +75,7 @@ def _backbone_spec(cfg):
 
 def pretrained_vit(args, cfg=None):
     """The pre-trained timm ViT, described by --config (its backbone) or --arch, weights from --pretrained."""
-    from mmdg.models.backbones.vit_weights import build_timm_vit, load_vit_weights
+    from mmdg.convert.vit import build_timm_vit, load_vit_weights
     kwargs, resample = {}, 'pinv'
     if cfg is not None:
         bb = _backbone_spec(cfg)
@@ -95,7 +95,7 @@ def pretrained_vit(args, cfg=None):
     patch = args.patch_size or patch
     if args.timm_pretrained:
         import timm
-        from mmdg.models.backbones.vit_weights import timm_name
+        from mmdg.convert.vit import timm_name
         vit = timm.create_model(timm_name(arch), pretrained=True, num_classes=0, dynamic_img_size=True, **kwargs)
         return vit, f'{arch} (timm weights)'
     vit = build_timm_vit(arch, img_size=img, patch_size=patch, **kwargs)
@@ -135,7 +135,7 @@ def _layer_key(layer):
 def trained_vit_state(label, config, checkpoint, pre_vit, args):
     """The trained run's ViT weights with every adapter folded in (full, adapter-only or merged file)."""
     if config == '-':
-        from mmdg.models.backbones.vit_weights import load_vit_weights
+        from mmdg.convert.vit import load_vit_weights
         vit = load_vit_weights(copy.deepcopy(pre_vit), checkpoint)
         return vit.state_dict()
     from mmdg.adapters import merge_adapters

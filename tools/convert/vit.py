@@ -14,9 +14,6 @@ mis-shaped keys; a truncated or corrupt file is named as such, in one line.
 import argparse
 import os
 import os.path as osp
-import sys
-
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 
 def main(argv=None):
@@ -36,7 +33,7 @@ def main(argv=None):
 
 
 def convert(args):
-    from mmdg.models.backbones.vit_weights import build_timm_vit, load_vit_weights
+    from mmdg.convert.vit import build_timm_vit, load_vit_weights
     from mmdg.utils.checkpoint import atomic_save
 
     if osp.abspath(args.src) == osp.abspath(args.dst):

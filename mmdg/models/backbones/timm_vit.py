@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 
 from mmdg.adapters import inject_adapters
-from mmdg.models.backbones.vit_weights import (build_timm_vit, check_patch_resample, load_vit_weights,
+from mmdg.convert.vit import (build_timm_vit, check_patch_resample, load_vit_weights,
                                                use_pos_resample)
 from mmdg.registry import MODELS
 
@@ -19,7 +19,7 @@ class TimmViT(BaseModule):
     feature maps.
 
     Args:
-        arch: see :data:`mmdg.models.backbones.vit_weights.ARCHS`, or a timm model name.
+        arch: see :data:`mmdg.convert.vit.ARCHS`, or a timm model name.
         img_size: training input size (int or ``(h, w)``); position embeddings are resampled to it at
             load time and interpolated on the fly for other sizes (sliding windows, test scales).
         patch_size: 14 (native) or 16 (the patch kernel is resampled, as in the SoRA/Rein recipe).

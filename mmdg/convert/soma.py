@@ -30,7 +30,7 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 from torch import nn
 
-from mmdg.models.backbones.vit_weights import check_fit, check_keys, convert_to_timm
+from mmdg.convert.vit import check_fit, check_keys, convert_to_timm
 from mmdg.utils.checkpoint import CheckpointError
 
 #: Where the official segmentor keeps its ViT (``PEFTBackboneEncoderDecoder.backbone`` is a ``SoraModel``
@@ -300,3 +300,65 @@ def codino_soma_to_mmdg(dinov2: Dict[str, torch.Tensor], soma: Dict[str, torch.T
         raise CheckpointError(f'{soma_source}: {len(unknown)} tensor(s) with no place in mmdg\'s Co-DINO: '
                               + ', '.join(sorted(unknown)[:20]) + (' ...' if len(unknown) > 20 else ''))
     return soma_to_mmdg(dinov2, renamed, model, soma_source=soma_source, dinov2_source=dinov2_source)
+
+
+#: Default config per crop size and of the detection release (file-name patterns, so that renamed schedules
+#: still match).
+DEFAULT_CONFIGS = {
+    512: 'configs/dg_seg/sora/sora_dinov2-l_mask2former_*gta5-to-cbm-512*.py',
+    1024: 'configs/dg_seg/sora/sora_dinov2-l_mask2former_*cityscapes-to-acdc-1024*.py',
+}
+DEFAULT_DET_CONFIG = 'configs/dg_det/sora/sora_dinov2-l_codino_*dwd-1024*.py'
+
+
+def config_crop(cfg) -> int:
+    size = cfg.model.backbone.get('img_size', 512)
+    h, w = (size, size) if isinstance(size, int) else tuple(size)
+    if h != w:
+        raise SystemExit(f'the config builds a {h}x{w} backbone; the released SoMA models use square crops')
+    return h
+
+
+def convert_soma_release(dinov2_path: str, soma_path: str, out: str, config: Optional[str] = None,
+                         crop: Optional[int] = None, ema: Optional[bool] = None,
+                         cfg_options: Optional[dict] = None) -> str:
+    """Files -> an mmdg checkpoint of ``config``'s SoRA segmentor (or Co-DINO detector, for the detection
+    release); returns a one-line summary."""
+    import os.path as osp
+
+    from mmdg.convert.released import build_on_meta, check_paths, config_name, find_config, load_config, save_converted
+    from mmdg.utils.checkpoint import safe_torch_load, unwrap_state_dict
+
+    check_paths((dinov2_path, soma_path), out)
+    soma, which = select_soma_state(safe_torch_load(soma_path), ema, source=soma_path)
+    det = is_codino_checkpoint(soma)  # the DGOD release: DINOv2-L SoRA + Co-DINO
+    if config is None:
+        config = (find_config(DEFAULT_DET_CONFIG, 'for the detection release') if det else
+                  find_config(DEFAULT_CONFIGS[crop or 512], f'for --crop {crop or 512}'))
+    cfg = load_config(config, cfg_options, adapter_type='SoRA', release='the released SoMA models')
+    size = config_crop(cfg)
+    if crop is not None and crop != size:
+        raise SystemExit(f'--crop {crop}, but {config} builds a model for {size}x{size} crops '
+                         f'(model.backbone.img_size={size}): pass the config of the {crop} recipe with --config')
+    if det != (cfg.model.type == 'CoDINO'):
+        raise SystemExit(f'{soma_path} is a {"detection (Co-DINO)" if det else "segmentation"} checkpoint, but '
+                         f'{config} builds a {cfg.model.type}: pass a '
+                         f'{"configs/dg_det/*codino*" if det else "configs/dg_seg/sora/*"} config with --config')
+    dinov2 = safe_torch_load(dinov2_path)
+    made = dinov2.get('meta', {}) if isinstance(dinov2, dict) else {}
+    if isinstance(made, dict) and 'patch_size' in made and made.get('patch_resample', 'pinv') != 'bicubic':
+        # a tools/convert/vit.py output (files made before --patch-resample existed used 'pinv')
+        raise SystemExit(f'{dinov2_path} was converted with --patch-resample {made.get("patch_resample", "pinv")}; '
+                         'the released SoMA models need the official bicubic resampling: pass Meta\'s original '
+                         'checkpoint (or a tools/convert/vit.py output made with --patch-resample bicubic)')
+    dinov2 = unwrap_state_dict(dinov2, dinov2_path)
+    model = build_on_meta(cfg)
+    state = (codino_soma_to_mmdg if det else soma_to_mmdg)(dinov2, soma, model, soma_source=soma_path,
+                                                            dinov2_source=dinov2_path)
+    name = config_name(config)
+    n = save_converted(model, state, out, dict(dinov2=osp.basename(dinov2_path), soma=osp.basename(soma_path),
+                                               weights=which, config=name, crop=size, patch_resample='bicubic'))
+    adapted = sum(k.endswith('.lora_A') for k in state)
+    head = sum(not k.startswith('backbone.') for k in state) if det else sum(k.startswith('decode_head.') for k in state)
+    return (f'wrote {out}: {n / 1e6:.1f}M values for {name} ({size}x{size} crops); {which}; '
+            f'{adapted} SoRA layers, {head} head tensors')
