@@ -29,22 +29,34 @@ class ToolRun(NamedTuple):
     stderr: str
 
 
-@pytest.fixture
-def run_tool(capfd, monkeypatch):
-    """``run_tool('train.py', CONFIG, '--work-dir', d)`` runs ``tools/train.py`` in this process, exactly as
+def invoke_tool(script: str, *args, cwd: str = REPO, env: dict = None, umask: int = None) -> ToolRun:
+    """``invoke_tool('train.py', CONFIG, '--work-dir', d)`` runs ``tools/train.py`` in this process, exactly as
     ``python tools/train.py ...`` runs it (the script executed as ``__main__`` with that ``sys.argv``, the
-    working directory the repository), and returns its exit status and output. Seconds instead of the
+    working directory ``cwd``, ``env`` added to the environment), and returns its exit status and output
+    (file descriptors 1 and 2 included, so C code and log handlers are caught too). Seconds instead of the
     interpreter and import start-up of a subprocess; keep one subprocess test per tool for the real launch.
-    An uncaught exception is printed to stderr with exit status 1, as the interpreter would."""
-    def run(script: str, *args, cwd: str = REPO, env: dict = None) -> ToolRun:
-        path = osp.join(REPO, 'tools', script)
-        for k, v in (env or {}).items():
-            monkeypatch.setenv(k, str(v))
-        capfd.readouterr()  # what the test printed before is not the tool's output
-        monkeypatch.setattr(sys, 'argv', [path, *map(str, args)])
-        old = os.getcwd()
+    An uncaught exception is printed to stderr with exit status 1, as the interpreter does."""
+    import io
+    import tempfile
+    path = osp.join(REPO, 'tools', script)
+    saved_env = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update({k: str(v) for k, v in (env or {}).items()})
+    saved_argv, saved_cwd, saved_streams = sys.argv, os.getcwd(), (sys.stdout, sys.stderr)
+    saved_umask = os.umask(umask) if umask is not None else None
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved_fds = os.dup(1), os.dup(2)
+    files = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+    code = 0
+    try:
+        os.dup2(files[0].fileno(), 1)
+        os.dup2(files[1].fileno(), 2)
+        # on the descriptors themselves, never closed: a log handler the tool leaves behind keeps writing
+        # to whatever fds 1 and 2 are later, instead of failing on a closed stream
+        sys.stdout = io.TextIOWrapper(open(1, 'wb', closefd=False), line_buffering=True)
+        sys.stderr = io.TextIOWrapper(open(2, 'wb', closefd=False), line_buffering=True)
+        sys.argv = [path, *map(str, args)]
         os.chdir(cwd)
-        code = 0
         try:
             runpy.run_path(path, run_name='__main__')
         except SystemExit as e:
@@ -56,13 +68,35 @@ def run_tool(capfd, monkeypatch):
         except Exception:  # noqa: BLE001  (what the interpreter does with an uncaught exception)
             traceback.print_exc()
             code = 1
-        finally:
-            os.chdir(old)
-            sys.stdout.flush()
-            sys.stderr.flush()
-        out, err = capfd.readouterr()
-        return ToolRun(code, out, err)
-    return run
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = saved_streams
+        os.dup2(saved_fds[0], 1)
+        os.dup2(saved_fds[1], 2)
+        for fd in saved_fds:
+            os.close(fd)
+        os.chdir(saved_cwd)
+        sys.argv = saved_argv
+        if saved_umask is not None:
+            os.umask(saved_umask)
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    texts = []
+    for f in files:
+        f.seek(0)
+        texts.append(f.read().decode(errors='replace'))
+        f.close()
+    return ToolRun(code, *texts)
+
+
+@pytest.fixture
+def run_tool():
+    """:func:`invoke_tool`: a tool run in the test process."""
+    return invoke_tool
 
 
 @pytest.fixture(autouse=True)
@@ -78,6 +112,46 @@ def demo_data(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('demo_data'))
     write_cityscapes_layout(root, splits=dict(train=48, val=12), workers=2, progress=False)
     return root
+
+
+#: Diverse-Weather domain folders in several spellings of other releases, with the style generated for each.
+DWD_FOLDERS = {'Daytime-Clear': 'source', 'night_sunny': 'night', 'Dusk-Rainy': 'rain', 'NightRainy': 'night',
+               'daytime-foggy': 'fog'}
+
+
+@pytest.fixture(scope='session')
+def dg_roots(tmp_path_factory):
+    """Every dataset in its raw public layout (2 tiny samples per split), labels converted."""
+    from mmdg.datasets.converters import conversion_pairs, convert
+    from mmdg.datasets.synthetic_layouts import write_raw_layout
+    base = tmp_path_factory.mktemp('dg_data')
+    roots = {}
+    for name, splits in dict(gta5=['train'], synthia=['train'], urbansyn=['train'], cityscapes=['train', 'val'],
+                             bdd100k=['val'], mapillary=['val'], acdc=['val', 'test']).items():
+        root = str(base / name)
+        for split in splits:
+            write_raw_layout(name, root, n=2, split=split, size=(64, 96), conditions=('fog', 'night', 'rain', 'snow'))
+        if name in ('gta5', 'synthia', 'urbansyn', 'cityscapes', 'mapillary'):
+            images, pairs = conversion_pairs(name, root)
+            convert(pairs, name, images, nproc=1, progress=False)
+        if name == 'mapillary':  # the recipes score Mapillary on its half-resolution validation copy
+            from mmdg.datasets.converters import make_mapillary_half_val
+            make_mapillary_half_val(root, nproc=1, progress=False)
+        roots[name] = root
+    # the data-efficiency configs read an image list of Cityscapes train (here: all of them)
+    from mmdg.datasets.converters import write_subset_list
+    write_subset_list(roots['cityscapes'], 1.0, osp.join(roots['cityscapes'], 'splits', 'cityscapes_train_1of16.txt'))
+    return roots
+
+
+@pytest.fixture(scope='session')
+def det_roots(tmp_path_factory):
+    from mmdg.datasets.voc_writer import write_synthetic_voc
+    base = tmp_path_factory.mktemp('det_data')
+    write_synthetic_voc(str(base / 'dwd'), DWD_FOLDERS, dict(train=2, test=1), size=(64, 128))
+    write_synthetic_voc(str(base / 'cityscapes_det'), {'cityscapes': 'source', 'foggy_cityscapes': 'fog'},
+                        dict(train=2, val=1), size=(64, 128), label_set='cityscapes8')
+    return dict(DiverseWeatherDataset=str(base / 'dwd'), CityscapesDetDataset=str(base / 'cityscapes_det'))
 
 
 def tiny_vit(kind: str = 'dinov2', **kw):

@@ -11,11 +11,9 @@ import torch
 from mmengine.config import Config
 
 from conftest import REPO
+from mmdg.testing import toy_recipe
 
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'dg_det', '*', '*.py')))
-#: generated style of each domain folder; the folder names are deliberately spelled as in other releases
-DWD_FOLDERS = {'Daytime-Clear': 'source', 'night_sunny': 'night', 'Dusk-Rainy': 'rain', 'NightRainy': 'night',
-               'daytime-foggy': 'fog'}
 
 
 @pytest.fixture(autouse=True)
@@ -27,90 +25,6 @@ def _plain_config_text(monkeypatch):
 
 def _name(path):
     return osp.relpath(path, osp.join(REPO, 'configs', 'dg_det'))
-
-
-@pytest.fixture(scope='module')
-def det_roots(tmp_path_factory):
-    from mmdg.datasets.voc_writer import write_synthetic_voc
-    base = tmp_path_factory.mktemp('det_data')
-    write_synthetic_voc(str(base / 'dwd'), DWD_FOLDERS, dict(train=2, test=1), size=(64, 128))
-    write_synthetic_voc(str(base / 'cityscapes_det'), {'cityscapes': 'source', 'foggy_cityscapes': 'fog'},
-                        dict(train=2, val=1), size=(64, 128), label_set='cityscapes8')
-    return dict(DiverseWeatherDataset=str(base / 'dwd'), CityscapesDetDataset=str(base / 'cityscapes_det'))
-
-
-def _walk(node, fn):
-    if isinstance(node, dict):
-        fn(node)
-        for v in node.values():
-            _walk(v, fn)
-    elif isinstance(node, (list, tuple)):
-        for v in node:
-            _walk(v, fn)
-
-
-def shrink(cfg: Config, roots: dict, work_dir: str) -> Config:
-    """The config's structure at toy size: a 4-block ViT of width 64 (same arch family, method, frozen
-    prefix scaled from 8/24 to 1/4), a narrow detector with few queries, 64 px crops, data from ``roots``."""
-    cfg = copy.deepcopy(cfg)
-    model = cfg.model
-    bb = model.backbone
-    n_out = len(bb.out_indices)
-    bb.update(img_size=64, out_indices=tuple(range(4 - n_out, 4)), pretrained=None,
-              frozen_blocks=min(bb.get('frozen_blocks', 0), 1), model_kwargs=dict(embed_dim=64, depth=4, num_heads=2))
-    if bb.get('adapter'):
-        bb.adapter.blocks = (1, 4)
-    if model.type in ('DINO', 'CoDINO'):  # embed_dims stay 256: mmdet's DINO decoder hard-codes 128 position features
-        model.update(num_queries=10)
-        model.neck.in_channels = [64] * n_out
-        model.encoder.num_layers = 1
-        model.encoder.layer_cfg.ffn_cfg.feedforward_channels = 64
-        model.decoder.num_layers = 2
-        model.decoder.layer_cfg.ffn_cfg.feedforward_channels = 64
-        model.dn_cfg.group_cfg.num_dn_queries = 10
-        model.test_cfg.max_per_img = 10
-        if model.type == 'CoDINO':  # the auxiliary heads: fewer proposals and samples, narrower layers
-            model.rpn_head.train_cfg.rpn_proposal.update(nms_pre=200, max_per_img=50)
-            model.rpn_head.train_cfg.sampler.num = 64
-            model.roi_head[0].train_cfg.sampler.num = 32
-            model.roi_head[0].bbox_head.fc_out_channels = 64
-            model.aux_bbox_head[0].feat_channels = 64
-    else:  # Faster R-CNN
-        model.neck.update(in_channels=[64] * n_out, out_channels=32)
-        model.rpn_head.update(in_channels=32, feat_channels=32)
-        model.roi_head.bbox_roi_extractor.out_channels = 32
-        model.roi_head.bbox_head.update(in_channels=32, fc_out_channels=64)
-        model.train_cfg.rpn_proposal.update(nms_pre=200, max_per_img=50)
-        model.train_cfg.rcnn.sampler.num = 32
-        model.test_cfg.rpn.update(nms_pre=200, max_per_img=50)
-
-    def retarget(d):
-        if d.get('type') in roots:
-            d['data_root'] = roots[d['type']]
-        pipeline = d.get('pipeline') or []
-        train = any(t.get('type') == 'mmdet.RandomCrop' for t in pipeline)
-        for t in pipeline:
-            if t.get('type') in ('mmdet.RandomResize', 'mmdet.Resize'):
-                t['scale'] = (128, 64)
-            if t.get('type') == 'mmdet.RandomCrop':
-                t['crop_size'] = (64, 64)
-            if t.get('type') == 'mmdet.Pad':  # (w, h): the training crop; the test images' resized size
-                t['size'] = (64, 64) if train else (128, 64)
-    _walk(cfg.target_datasets, retarget)  # the datasets of tools/cross_domain_eval.py
-    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        _walk(cfg[key], retarget)
-        cfg[key].update(batch_size=2 if key == 'train_dataloader' else 4, num_workers=0, persistent_workers=False)
-    cfg.train_dataloader.dataset.filter_cfg.min_size = 0
-    cfg.train_cfg.update(max_iters=2, val_begin=100, val_interval=100)  # validate once, below
-    for s in cfg.param_scheduler:  # the warm-up keeps its phase: iteration 0 warms up, 1 follows the steps
-        s.begin, s.end = (0, 1) if s.type == 'LinearLR' else (min(s.get('begin', 0), 1), 2)
-        if 'milestones' in s:
-            s.milestones = [1]
-    cfg.default_hooks.checkpoint.update(interval=100, save_best=None)
-    cfg.default_hooks.logger.interval = 1
-    cfg.val_evaluator.nproc = 1
-    cfg.work_dir = work_dir
-    return cfg
 
 
 def test_the_grid_is_complete():
@@ -172,7 +86,7 @@ def test_full_size_config(path):
 @pytest.mark.parametrize('path', CONFIGS, ids=_name)
 def test_two_iterations_and_a_multi_domain_evaluation(path, det_roots, tmp_path):
     from mmengine.runner import Runner
-    cfg = shrink(Config.fromfile(path), det_roots, str(tmp_path))
+    cfg = toy_recipe(Config.fromfile(path), det_roots, str(tmp_path))
     runner = Runner.from_cfg(cfg)
     runner.train()
     assert math.isfinite(runner.message_hub.get_scalar('train/loss').current())

@@ -11,7 +11,8 @@ import pytest
 from mmengine.config import Config
 
 from conftest import REPO
-from test_det_configs import DWD_FOLDERS, shrink
+from conftest import DWD_FOLDERS
+from mmdg.testing import toy_recipe
 
 DINO_LORA = osp.join(REPO, 'configs', 'dg_det', 'lora', 'lora_dinov2-l_dino_40k_dwd-1024.py')
 
@@ -28,7 +29,7 @@ def test_train_then_cross_domain_eval(tmp_path):
     write_synthetic_voc(str(tmp_path / 'dwd'), DWD_FOLDERS, dict(train=2, test=1), size=(64, 128))
     cfg = Config.fromfile(DINO_LORA)
     cfg.model.backbone.adapter = dict(type='CLoRA', r=4, blocks=(8, 24))
-    cfg = shrink(cfg, dict(DiverseWeatherDataset=str(tmp_path / 'dwd')), str(tmp_path / 'work'))
+    cfg = toy_recipe(cfg, dict(DiverseWeatherDataset=str(tmp_path / 'dwd')), str(tmp_path / 'work'))
     cfg.val_evaluator.nproc = 1
     config = str(tmp_path / 'clora_dino_tiny.py')
     cfg.dump(config)

@@ -10,7 +10,7 @@ from mmengine.config import Config
 from PIL import Image
 
 from conftest import REPO
-from test_dg_seg_configs import dg_roots, shrink  # noqa: F401 (dg_roots is a fixture)
+from mmdg.testing import toy_recipe
 
 ACDC = osp.join(REPO, 'configs', 'dg_seg', 'sora', 'sora_dinov2-l_mask2former_4xb2-40k_cityscapes-to-acdc-512x512.py')
 LABEL_IDS = {7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33}
@@ -22,10 +22,10 @@ def _test(config, ckpt, *extra):
 
 
 @pytest.fixture(scope='module')
-def trained(dg_roots, tmp_path_factory):  # noqa: F811
+def trained(dg_roots, tmp_path_factory):
     from mmengine.runner import Runner
     work = str(tmp_path_factory.mktemp('acdc'))
-    cfg = shrink(Config.fromfile(ACDC), dg_roots, work)
+    cfg = toy_recipe(Config.fromfile(ACDC), dg_roots, work)
     Runner.from_cfg(cfg).train()
     path = osp.join(work, 'config.py')
     cfg.dump(path)
@@ -62,8 +62,7 @@ def test_label_id_encoding(trained, tmp_path):
 
 
 def test_out_beside_the_metric_and_format_only():
-    sys.path.insert(0, osp.join(REPO, 'tools'))
-    from test import configure_prediction_output  # tools/test.py
+    from mmdg.apis.evaluation import configure_prediction_output
     cfg = Config(dict(work_dir='w', test_evaluator=dict(type='MultiDomainIoUMetric')))
     configure_prediction_output(cfg, out='/nonexistent/preds')
     assert [e['type'] for e in cfg.test_evaluator] == ['MultiDomainIoUMetric', 'SegPredictionWriter']

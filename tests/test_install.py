@@ -78,8 +78,7 @@ def _report(packages, requested=('app',)):
 
 def test_wheelhouse_lock_rules():
     from packaging.requirements import Requirement
-    sys.path.insert(0, osp.join(REPO, 'tools'))
-    from wheelhouse_lock import lock
+    from mmdg.utils.wheelhouse_lock import lock
     packages = {
         'app': ('1.0', ['torch>=2', 'numpy>=1.24', 'opencv-python', 'setuptools<81', 'timm<1.1',
                         'tomli; python_version < "3.11"', 'rich[jupyter]']),

@@ -97,12 +97,10 @@ def test_amp_switch_of_the_train_tool(monkeypatch):
 def test_memory_estimate_sees_checkpointing_and_bf16(tmp_path):
     """tools/memory_estimate.py on a shrunk recipe config: both switches must lower the activations."""
     import os.path as osp
-    import sys
     from conftest import REPO
-    from test_dg_seg_configs import shrink
-    sys.path.insert(0, osp.join(REPO, 'tools'))
-    from memory_estimate import estimate
-    cfg = shrink(Config.fromfile(osp.join(REPO, 'configs/dg_seg/lora/lora_dinov2-l_mask2former_1xb4-40k_gta5-to-cbm-512x512.py')),
+    from mmdg.apis.memory import estimate
+    from mmdg.testing import toy_recipe
+    cfg = toy_recipe(Config.fromfile(osp.join(REPO, 'configs/dg_seg/lora/lora_dinov2-l_mask2former_1xb4-40k_gta5-to-cbm-512x512.py')),
                  roots={}, work_dir=str(tmp_path))
     cfg.model.backbone.model_kwargs.update(depth=8, embed_dim=128)  # enough blocks for checkpointing to matter
     cfg.model.backbone.out_indices = (1, 3, 5, 7)
@@ -117,15 +115,10 @@ def test_memory_estimate_sees_checkpointing_and_bf16(tmp_path):
     assert plain['total'] == plain['static'] + plain['fixed'] + 4 * plain['activations_per_image']
 
 
-def test_memory_estimate_on_a_config_without_a_fixed_input_size():
+def test_memory_estimate_on_a_config_without_a_fixed_input_size(run_tool):
     """The demo configs pad to a size divisor (no data_preprocessor.size): the estimate reads the training
     crop instead (it stopped with an AttributeError); no part of the estimate is negative."""
-    import os.path as osp
-    import subprocess
-    import sys
-    from conftest import REPO
-    res = subprocess.run([sys.executable, 'tools/memory_estimate.py', 'configs/demo/sora.py', '--batch', '2'],
-                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    res = run_tool('memory_estimate.py', 'configs/demo/sora.py', '--batch', '2')
     assert res.returncode == 0, res.stderr[-2000:]
     row = [line for line in res.stdout.splitlines() if line.startswith('| `sora.py`')][0]
     assert '-' not in row.replace('| `sora.py`', '') and row.count('GiB') == 4

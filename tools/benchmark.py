@@ -11,13 +11,11 @@ is measured when `peft` is installed (`pip install peft`), with the same timm mo
 import argparse
 import json
 import os
-import os.path as osp
 import statistics
 import subprocess
 import sys
 import time
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 VIT_B = 'vit_base_patch14_dinov2'
 VIT_L = 'vit_large_patch14_dinov2'

@@ -41,7 +41,6 @@ import time
 import traceback
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, REPO)
 
 METHODS = ('frozen', 'full', 'lora', 'sora', 'pissa', 'alore', 'hta', 'clora')
 SECTIONS = ('train', 'mfu', 'svd', 'loader', 'slide', 'det')

@@ -9,12 +9,9 @@ The console shows the training progress and the table; the config, the environme
 lines are in the log file of the work dir.
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmdg.utils.console import add_console_arguments  # noqa: E402
-from mmdg.apis.demo import DEFAULT_DATA_ROOT, METHODS, run_demo  # noqa: E402
+from mmdg.utils.console import add_console_arguments
+from mmdg.apis.demo import DEFAULT_DATA_ROOT, METHODS, run_demo
 
 
 def main(argv=None):

@@ -8,12 +8,9 @@ Writes ``<work-dir>/results.md``, ``results.json`` (every run, per-class IoU) an
 log and checkpoint are under ``<work-dir>/<method>/seed<k>/``.
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmdg.apis.demo import DEFAULT_DATA_ROOT, METHODS  # noqa: E402
-from mmdg.apis.demo_compare import COMPARE_ITERS, run_compare  # noqa: E402
+from mmdg.apis.demo import DEFAULT_DATA_ROOT, METHODS
+from mmdg.apis.demo_compare import COMPARE_ITERS, run_compare
 
 
 def main(argv=None):

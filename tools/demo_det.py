@@ -7,13 +7,10 @@ of a DWD-style (Pascal VOC per domain) dataset and report VOC mAP@0.5 (11-point)
         [--vis-backend tensorboard|wandb] [--verbose]
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmdg.utils.console import add_console_arguments  # noqa: E402
-from mmdg.apis.demo import METHODS  # noqa: E402
-from mmdg.apis.demo_det import DEFAULT_DATA_ROOT, run_demo_det  # noqa: E402
+from mmdg.utils.console import add_console_arguments
+from mmdg.apis.demo import METHODS
+from mmdg.apis.demo_det import DEFAULT_DATA_ROOT, run_demo_det
 
 
 def main(argv=None):

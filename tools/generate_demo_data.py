@@ -3,11 +3,8 @@
     python tools/generate_demo_data.py [--out data/demo] [--train 200] [--val 50]
 """
 import argparse
-import sys
-import os.path as osp
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmdg.datasets.synthetic import DOMAINS, write_cityscapes_layout  # noqa: E402
+from mmdg.datasets.synthetic import DOMAINS, write_cityscapes_layout
 
 
 def main(argv=None):

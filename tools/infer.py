@@ -13,13 +13,11 @@ import errno
 import json
 import os
 import os.path as osp
-import sys
 import warnings
 
 from mmengine.config import DictAction
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmdg.utils.tool_config import input_errors_as_messages, positive_int  # noqa: E402
+from mmdg.utils.tool_config import input_errors_as_messages, positive_int
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 

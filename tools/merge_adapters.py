@@ -8,10 +8,7 @@ written. The file is written atomically and never over CHECKPOINT.
     --backbone-only timm|official   write only the merged ViT, in timm's or Meta's DINOv2 layout
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def main(argv=None):

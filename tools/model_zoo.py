@@ -9,15 +9,13 @@ import argparse
 import copy
 import glob
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import torch  # noqa: E402
-from mmengine.config import Config  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
 
-from mmdg.utils.markdown import replace_between_markers  # noqa: E402
+from mmdg.utils.markdown import replace_between_markers
 
 BEGIN, END = '<!-- config-table:begin -->', '<!-- config-table:end -->'
 GIB = 1024 ** 3

@@ -6,16 +6,14 @@ Models are built on the meta device (no memory, no weights), so the whole table 
 """
 import argparse
 import os.path as osp
-import sys
 import warnings
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-import timm  # noqa: E402
-import torch  # noqa: E402
+import timm
+import torch
 
-from mmdg.adapters import ADAPTERS, count_parameters, inject_adapters  # noqa: E402
-from mmdg.utils.markdown import replace_between_markers  # noqa: E402
+from mmdg.adapters import ADAPTERS, count_parameters, inject_adapters
+from mmdg.utils.markdown import replace_between_markers
 
 BACKBONES = {'DINOv2-S': 'vit_small_patch14_dinov2', 'DINOv2-B': 'vit_base_patch14_dinov2',
              'DINOv2-L': 'vit_large_patch14_dinov2', 'EVA02-L': 'eva02_large_patch14_224',

@@ -18,11 +18,10 @@ import re
 import sys
 from typing import Dict, List, Optional
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import Config  # noqa: E402
+from mmengine.config import Config
 
-from mmdg.utils.tool_config import flatten_config as flatten  # noqa: E402
+from mmdg.utils.tool_config import flatten_config as flatten
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DOC = osp.join(REPO, 'docs', 'parity.md')

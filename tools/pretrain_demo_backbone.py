@@ -10,11 +10,9 @@ score); the same command on the same machine and torch writes the same bytes. Wr
 """
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmdg.apis.pretrain_demo import DEMO_BACKBONE, command_line, pretrain  # noqa: E402
-from mmdg.utils.tool_config import positive_int  # noqa: E402
+from mmdg.apis.pretrain_demo import DEMO_BACKBONE, command_line, pretrain
+from mmdg.utils.tool_config import positive_int
 
 
 def build_parser() -> argparse.ArgumentParser:

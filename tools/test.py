@@ -13,15 +13,13 @@ class names through the config's visualizer into ``DIR/<domain>/``; ``--show`` o
 that ``tools/dist_test.sh CONFIG CHECKPOINT 8 --cross-domain --targets ...`` evaluates per domain on 8 GPUs.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
 from mmengine.config import DictAction
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmdg.utils.console import add_console_arguments, apply_console_args  # noqa: E402
-from mmdg.utils.tool_config import input_errors_as_messages, load_tool_config  # noqa: E402
+from mmdg.utils.console import add_console_arguments, apply_console_args
+from mmdg.utils.tool_config import input_errors_as_messages, load_tool_config
 
 
 def parse_args(argv=None):
@@ -53,7 +51,7 @@ def parse_args(argv=None):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if '--cross-domain' in argv:  # tools/dist_test.sh ... --cross-domain: that tool under the same launcher
-        from tools.cross_domain_eval import main as cross_domain_eval
+        from mmdg.apis.cross_domain import main as cross_domain_eval
         return cross_domain_eval([a for a in argv if a != '--cross-domain'])
     args = parse_args(argv)
     if not osp.isfile(args.checkpoint):
@@ -65,7 +63,8 @@ def main(argv=None):
 
 def run_test(cfg, args):
     from mmengine.dist import is_main_process
-    from mmdg.apis.evaluation import add_visualization, build_loaded_runner, domain_results, use_amp
+    from mmdg.apis.evaluation import (add_visualization, build_loaded_runner, configure_detection_output,
+                                      configure_prediction_output, domain_results, use_amp)
     from mmdg.apis.tta import apply_tta
     if cfg.get('task') == 'det':
         configure_detection_output(cfg, args.out, args.format_only)
@@ -99,46 +98,6 @@ def report(runner, metrics, results, args):
     if args.show_dir:
         where.append(f'pictures: {args.show_dir}')
     print('\n' + '; '.join(where))
-
-
-def configure_detection_output(cfg, out=None, format_only=False):
-    """``--out FILE.pkl``: mmdet's ``DumpDetResults`` beside the metric, as mmdet's ``tools/test.py``."""
-    if format_only:
-        raise ValueError('--format-only is for segmentation test splits; a detection config scores its test set')
-    if out:
-        if not out.endswith(('.pkl', '.pickle')):
-            raise ValueError(f'--out of a detection config is a .pkl file (the dumped detections), got {out}')
-        items = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
-        cfg.test_evaluator = [*items, dict(type='DumpDetResults', _scope_='mmdet', out_file_path=out)]
-    return cfg
-
-
-def _writers(evaluator):
-    items = evaluator if isinstance(evaluator, list) else [evaluator]
-    return [e for e in items if e.get('type') == 'SegPredictionWriter']
-
-
-def configure_prediction_output(cfg, out=None, format_only=False, encoding=None):
-    """Point the config's test evaluator at ``out``: a :class:`SegPredictionWriter` beside the metric, or
-    alone with ``format_only``. A config whose test evaluator is already a writer (a test split without
-    labels) keeps it, with its folder under the work dir unless ``out`` is given."""
-    writers = _writers(cfg.test_evaluator)
-    if out:
-        if osp.isdir(out) and os.listdir(out):
-            raise FileExistsError(f'--out {out} is not empty: predictions go into a new or empty folder')
-        if not writers:
-            items = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
-            cfg.test_evaluator = [*items, dict(type='SegPredictionWriter')]
-            writers = _writers(cfg.test_evaluator)  # the config holds its own copies
-    for w in writers:
-        w['output_dir'] = out or osp.join(cfg.work_dir, w.get('output_dir', 'format_results'))
-        if encoding:
-            w['encoding'] = encoding
-    if format_only:
-        if not writers:
-            raise ValueError('--format-only needs --out DIR: where the predictions go')
-        cfg.test_evaluator = writers[0] if len(writers) == 1 else writers
-    return cfg
 
 
 if __name__ == '__main__':

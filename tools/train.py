@@ -10,14 +10,11 @@ naming the last checkpoint, which ``--resume`` continues from.
 """
 import argparse
 import os
-import os.path as osp
-import sys
 
 from mmengine.config import DictAction
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from mmdg.utils.console import add_console_arguments, apply_console_args, build_runner  # noqa: E402
-from mmdg.utils.tool_config import (apply_amp, check_total_batch, input_errors_as_messages,  # noqa: E402
+from mmdg.utils.console import add_console_arguments, apply_console_args, build_runner
+from mmdg.utils.tool_config import (apply_amp, check_total_batch, input_errors_as_messages,
                                     load_tool_config)
 
 

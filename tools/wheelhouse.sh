@@ -43,7 +43,7 @@ lock_args=()
 [[ "$TORCH" != system ]] || lock_args+=(--system-torch)
 [[ -z "${PRESENT:-}" ]] || lock_args+=(--present "$PRESENT")
 [[ -z "${PYTHON_VERSION:-}" ]] || lock_args+=(--python-version "$PYTHON_VERSION")
-"$PYTHON" tools/wheelhouse_lock.py "$tmp/resolution.json" --requirements $REQUIREMENTS --out "$DIR/install.lock.txt" \
+"$PYTHON" -m mmdg.utils.wheelhouse_lock "$tmp/resolution.json" --requirements $REQUIREMENTS --out "$DIR/install.lock.txt" \
   "${lock_args[@]}"
 echo "[wheelhouse] downloading $(wc -l < "$DIR/install.lock.txt") packages into $DIR"
 "$PYTHON" -m pip download --disable-pip-version-check --progress-bar off --no-deps -d "$DIR" "${target[@]}" \

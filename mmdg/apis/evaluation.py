@@ -2,6 +2,8 @@
 of its ``target_datasets``, per domain, with labelled pictures through the config's visualizer.
 ``tools/test.py``, ``tools/cross_domain_eval.py`` and the demos share it."""
 import copy
+import os
+import os.path as osp
 from typing import Dict, List, Optional
 
 from mmengine.config import Config
@@ -92,3 +94,43 @@ def domain_results(runner) -> Dict[str, Dict]:
         if getattr(metric, 'domain_results', None):
             return metric.domain_results
     return {}
+
+
+def configure_detection_output(cfg, out=None, format_only=False):
+    """``--out FILE.pkl``: mmdet's ``DumpDetResults`` beside the metric, as mmdet's ``tools/test.py``."""
+    if format_only:
+        raise ValueError('--format-only is for segmentation test splits; a detection config scores its test set')
+    if out:
+        if not out.endswith(('.pkl', '.pickle')):
+            raise ValueError(f'--out of a detection config is a .pkl file (the dumped detections), got {out}')
+        items = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
+        cfg.test_evaluator = [*items, dict(type='DumpDetResults', _scope_='mmdet', out_file_path=out)]
+    return cfg
+
+
+def _writers(evaluator):
+    items = evaluator if isinstance(evaluator, list) else [evaluator]
+    return [e for e in items if e.get('type') == 'SegPredictionWriter']
+
+
+def configure_prediction_output(cfg, out=None, format_only=False, encoding=None):
+    """Point the config's test evaluator at ``out``: a :class:`SegPredictionWriter` beside the metric, or
+    alone with ``format_only``. A config whose test evaluator is already a writer (a test split without
+    labels) keeps it, with its folder under the work dir unless ``out`` is given."""
+    writers = _writers(cfg.test_evaluator)
+    if out:
+        if osp.isdir(out) and os.listdir(out):
+            raise FileExistsError(f'--out {out} is not empty: predictions go into a new or empty folder')
+        if not writers:
+            items = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
+            cfg.test_evaluator = [*items, dict(type='SegPredictionWriter')]
+            writers = _writers(cfg.test_evaluator)  # the config holds its own copies
+    for w in writers:
+        w['output_dir'] = out or osp.join(cfg.work_dir, w.get('output_dir', 'format_results'))
+        if encoding:
+            w['encoding'] = encoding
+    if format_only:
+        if not writers:
+            raise ValueError('--format-only needs --out DIR: where the predictions go')
+        cfg.test_evaluator = writers[0] if len(writers) == 1 else writers
+    return cfg

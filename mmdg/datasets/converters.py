@@ -514,3 +514,28 @@ def check_files(dataset: str, root: str, split: Optional[str] = None, condition:
     img_dir = require_dir(osp.join(root, spec['img_path']), dataset)
     label_dir = require_dir(osp.join(root, spec['seg_map_path']), dataset)
     return pair_files(img_dir, spec['img_suffix'], label_dir, spec['seg_map_suffix'])
+
+
+def draw_cityscapes_subset(root: str, fraction: float, seed: int = 0) -> List[str]:
+    """``ceil(n / fraction)`` Cityscapes training images (``city/city_xxxxxx_yyyyyy`` stems), drawn uniformly
+    at random with ``seed``, sorted."""
+    import glob
+    import math
+    import random
+    suffix = '_leftImg8bit.png'
+    img_dir = osp.join(root, 'leftImg8bit', 'train')
+    if not osp.isdir(img_dir):
+        raise FileNotFoundError(f'{img_dir} does not exist: give the Cityscapes root (docs/datasets.md)')
+    stems = sorted(osp.relpath(p, img_dir)[:-len(suffix)] for p in glob.glob(osp.join(img_dir, '*', '*' + suffix)))
+    if not stems:
+        raise FileNotFoundError(f'no *{suffix} image under {img_dir}')
+    return sorted(random.Random(seed).sample(stems, math.ceil(len(stems) / fraction)))
+
+
+def write_subset_list(root: str, fraction: float, out: str, seed: int = 0) -> int:
+    """The drawn subset as an image list at ``out``, written atomically (a full disk or a kill leaves no
+    truncated list, which later runs would refuse to replace); returns its length."""
+    from mmdg.utils.checkpoint import atomic_write
+    stems = draw_cityscapes_subset(root, fraction, seed)
+    atomic_write(out, lambda f: f.write(('\n'.join(stems) + '\n').encode()))
+    return len(stems)

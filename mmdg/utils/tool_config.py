@@ -281,3 +281,29 @@ def setup_cpu_distributed(cfg: Config) -> Config:
     if not dist.is_initialized():
         dist.init_process_group('gloo')  # env:// set by torchrun (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT)
     return cfg
+
+
+def add_cfg_options(parser) -> None:
+    """``--cfg-options`` as every OpenMMLab tool spells it."""
+    from mmengine.config import DictAction
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, e.g. train_dataloader.batch_size=2')
+
+
+def load_scoped_config(path: str, cfg_options=None) -> Config:
+    """The config with its options merged and its default scope set: mmseg's own analysis tools fail on
+    mmdg configs because they force the 'mmseg' scope, where TimmViT and the mmdg datasets do not exist."""
+    import logging
+
+    from mmengine.registry import init_default_scope
+    logging.getLogger('mmengine').setLevel(logging.WARNING)  # model building logs every parameter's init
+    cfg = load_tool_config(path, cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmdg'))
+    return cfg
+
+
+def savefig(fig, path: str, dpi: int = 90) -> None:
+    """A matplotlib figure written atomically (a killed run leaves the old picture or the new one)."""
+    from mmdg.utils.checkpoint import atomic_write
+    fmt = osp.splitext(path)[1].lstrip('.') or 'png'
+    atomic_write(path, lambda f: fig.savefig(f, dpi=dpi, format=fmt))

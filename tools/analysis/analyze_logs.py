@@ -15,7 +15,7 @@ import os
 import os.path as osp
 import re
 
-import _common  # noqa: F401
+from mmdg.utils.tool_config import savefig
 
 
 def find_logs(path):
@@ -116,7 +116,7 @@ def main(argv=None):
         ax.axis('off')
     fig.suptitle(', '.join(label for label, _, _ in runs), fontsize=10)
     fig.tight_layout()
-    _common.savefig(fig, args.out)
+    savefig(fig, args.out)
     print(f'-> {args.out} ({", ".join(n for n, _ in layout)})')
     if args.csv:
         os.makedirs(osp.dirname(osp.abspath(args.csv)), exist_ok=True)

@@ -16,8 +16,7 @@ import copy
 import os
 import os.path as osp
 
-import _common  # noqa: F401
-from _common import add_cfg_options, load_config
+from mmdg.utils.tool_config import add_cfg_options, load_scoped_config as load_config
 
 RANDOM_STEPS = ('RandomResize', 'RandomCrop', 'RandomFlip', 'PhotoMetricDistortion', 'RandomChoiceResize',
                 'RandomRotate', 'RandomCutOut', 'RandomMosaic', 'RandomChoice', 'RandomApply')

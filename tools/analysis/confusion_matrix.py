@@ -14,8 +14,7 @@ import csv
 import os
 import os.path as osp
 
-import _common  # noqa: F401
-from _common import add_cfg_options, load_config
+from mmdg.utils.tool_config import add_cfg_options, load_scoped_config as load_config, savefig
 
 
 def main(argv=None):
@@ -76,7 +75,7 @@ def plot(counts, classes, title, path):
     ax.set_title(title, fontsize=10)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label='share of the true class')
     fig.tight_layout()
-    _common.savefig(fig, path)
+    savefig(fig, path)
     plt.close(fig)
 
 

@@ -4,8 +4,7 @@
 """
 import argparse
 
-import _common  # noqa: F401  (repository on sys.path)
-from _common import add_cfg_options, load_config
+from mmdg.utils.tool_config import add_cfg_options, load_scoped_config as load_config
 
 
 def main(argv=None):

@@ -30,9 +30,8 @@ import os.path as osp
 import re
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-import torch  # noqa: E402
+import torch
 
 LAYER_ORDER = ('q', 'k', 'v', 'qkv', 'proj', 'fc1', 'fc1_g', 'fc1_x', 'fc2')
 

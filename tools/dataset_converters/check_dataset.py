@@ -11,11 +11,9 @@ label, every label has an image of the same size, and every value is a train id 
 """
 import argparse
 import os
-import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from mmdg.datasets.converters import LAYOUTS, DatasetLayoutError, LabelValueError, check, check_files  # noqa: E402
+from mmdg.datasets.converters import LAYOUTS, DatasetLayoutError, LabelValueError, check, check_files
 
 
 def main(argv=None):

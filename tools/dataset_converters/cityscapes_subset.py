@@ -8,25 +8,10 @@ random with the seed, sorted. The official recipe's own 1/16 list is not publish
 this list is comparable to the paper's only up to the choice of images; keep the list with your results.
 """
 import argparse
-import glob
-import math
-import os
 import os.path as osp
-import random
 import sys
 
-SUFFIX = '_leftImg8bit.png'
-
-
-def draw(root: str, fraction: int, seed: int = 0):
-    img_dir = osp.join(root, 'leftImg8bit', 'train')
-    if not osp.isdir(img_dir):
-        raise FileNotFoundError(f'{img_dir} does not exist: give the Cityscapes root (docs/datasets.md)')
-    stems = sorted(osp.relpath(p, img_dir)[:-len(SUFFIX)]
-                   for p in glob.glob(osp.join(img_dir, '*', '*' + SUFFIX)))
-    if not stems:
-        raise FileNotFoundError(f'no *{SUFFIX} image under {img_dir}')
-    return sorted(random.Random(seed).sample(stems, math.ceil(len(stems) / fraction)))
+from mmdg.datasets.converters import write_subset_list
 
 
 def main(argv=None):
@@ -42,13 +27,10 @@ def main(argv=None):
     if osp.exists(out):
         sys.exit(f'error: {out} exists already; a list that results were measured on is never replaced')
     try:
-        stems = draw(args.root, args.fraction, args.seed)
+        n = write_subset_list(args.root, args.fraction, out, args.seed)
     except FileNotFoundError as exc:
         sys.exit(f'error: {exc}')
-    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    with open(out, 'w') as f:
-        f.write('\n'.join(stems) + '\n')
-    print(f'wrote {out}: {len(stems)} images (1/{args.fraction}, seed {args.seed})')
+    print(f'wrote {out}: {n} images (1/{args.fraction}, seed {args.seed})')
 
 
 if __name__ == '__main__':

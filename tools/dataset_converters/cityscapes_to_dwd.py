@@ -10,11 +10,8 @@ detection classes. Foggy Cityscapes: ``--images leftImg8bit_foggy --image-suffix
 _leftImg8bit_foggy_beta_0.02.png`` (same gtFine). The source is only read.
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from mmdg.datasets.voc_writer import LABEL_SETS, cityscapes_to_voc  # noqa: E402
+from mmdg.datasets.voc_writer import LABEL_SETS, cityscapes_to_voc
 
 
 def main(argv=None):

@@ -19,8 +19,7 @@ import os
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from mmdg.datasets.converters import (CONVERTERS, DatasetLayoutError, LabelValueError,  # noqa: E402
+from mmdg.datasets.converters import (CONVERTERS, DatasetLayoutError, LabelValueError,
                                       conversion_pairs, convert, make_mapillary_half_val)
 
 

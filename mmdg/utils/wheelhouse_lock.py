@@ -1,6 +1,6 @@
 """Turn pip's resolution report into the exact list a wheelhouse must hold for one target machine.
 
-    python tools/wheelhouse_lock.py REPORT.json --requirements R1.txt R2.txt ... --out install.lock.txt \
+    python -m mmdg.utils.wheelhouse_lock REPORT.json --requirements R1.txt R2.txt ... --out install.lock.txt \
         [--system-torch] [--present TARGET_FREEZE.txt] [--python-version 3.12]
 
 REPORT.json comes from ``pip install --dry-run --ignore-installed --report`` over the requirement files
