@@ -30,7 +30,7 @@ class ToolRun(NamedTuple):
 
 
 def invoke_tool(script: str, *args, cwd: str = REPO, env: dict = None, umask: int = None) -> ToolRun:
-    """``invoke_tool('train.py', CONFIG, '--work-dir', d)`` runs ``tools/train.py`` in this process, exactly as
+    """``invoke_tool('train.py', CONFIG, '--work-dir', d)`` (or ``'tools/train.py'``, or an absolute path) runs ``tools/train.py`` in this process, exactly as
     ``python tools/train.py ...`` runs it (the script executed as ``__main__`` with that ``sys.argv``, the
     working directory ``cwd``, ``env`` added to the environment), and returns its exit status and output
     (file descriptors 1 and 2 included, so C code and log handlers are caught too). Seconds instead of the
@@ -38,7 +38,7 @@ def invoke_tool(script: str, *args, cwd: str = REPO, env: dict = None, umask: in
     An uncaught exception is printed to stderr with exit status 1, as the interpreter does."""
     import io
     import tempfile
-    path = osp.join(REPO, 'tools', script)
+    path = script if osp.isabs(script) else osp.join(REPO, script if script.startswith('tools/') else f'tools/{script}')
     saved_env = {k: os.environ.get(k) for k in (env or {})}
     os.environ.update({k: str(v) for k, v in (env or {}).items()})
     saved_argv, saved_cwd, saved_streams = sys.argv, os.getcwd(), (sys.stdout, sys.stderr)
@@ -152,6 +152,31 @@ def det_roots(tmp_path_factory):
     write_synthetic_voc(str(base / 'cityscapes_det'), {'cityscapes': 'source', 'foggy_cityscapes': 'fog'},
                         dict(train=2, val=1), size=(64, 128), label_set='cityscapes8')
     return dict(DiverseWeatherDataset=str(base / 'dwd'), CityscapesDetDataset=str(base / 'cityscapes_det'))
+
+
+@pytest.fixture(scope='session')
+def demo_model(tmp_path_factory):
+    """The demo config (two images of one style, no workers) and an untrained full checkpoint with its classes:
+    what the tools need, without a training run."""
+    from mmengine.registry import init_default_scope
+    from mmdg.datasets.synthetic import write_cityscapes_layout
+    tmp = tmp_path_factory.mktemp('test_tool')
+    root = str(tmp / 'data')
+    write_cityscapes_layout(root, splits=dict(val=2), workers=1, progress=False)
+    from mmdg.apis.demo import demo_config
+    cfg = demo_config('full', data_root=root, work_dir=str(tmp / 'work'), num_workers=0)
+    cfg.target_datasets = dict(fog=cfg.target_datasets.fog)
+    cfg.test_dataloader.dataset.domains = cfg.target_datasets
+    init_default_scope('mmdg')
+    from mmdg.registry import DATASETS, MODELS
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    meta = dict(DATASETS.get('CityscapesDataset').METAINFO)
+    ckpt = str(tmp / 'model.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta=dict(dataset_meta=meta)), ckpt)
+    path = str(tmp / 'cfg.py')
+    cfg.dump(path)
+    return path, ckpt, tmp
 
 
 def tiny_vit(kind: str = 'dinov2', **kw):

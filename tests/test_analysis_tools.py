@@ -5,22 +5,18 @@ weight, PiSSA's in the principal one)."""
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import REPO
+from conftest import REPO, invoke_tool
 
 TOOLS = os.path.join(REPO, 'tools', 'analysis')
 
 
 def _run(tool, *args, timeout=240):
-    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': REPO}
-    res = subprocess.run([sys.executable, os.path.join(TOOLS, tool), *map(str, args)], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=timeout)
+    res = invoke_tool(os.path.join(TOOLS, tool), *args)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]
     return res.stdout
 
@@ -39,9 +35,7 @@ def small_run(tmp_path_factory):
     cfg.default_hooks.logger.interval = 1
     cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [dict(type='WeightDecayLoggerHook')]
     cfg.dump(str(root / 'cfg.py'))
-    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    res = subprocess.run([sys.executable, 'tools/train.py', str(root / 'cfg.py'), '--work-dir', str(root / 'work')],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    res = invoke_tool('train.py', root / 'cfg.py', '--work-dir', root / 'work')
     assert res.returncode == 0, res.stderr[-4000:]
     return root
 

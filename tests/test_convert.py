@@ -1,14 +1,12 @@
 """Official DINOv2 / EVA02 checkpoints -> mmdg: same features as timm's model with the same weights."""
 import re
-import subprocess
-import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
 from timm.models.vision_transformer import checkpoint_filter_fn
 
-from conftest import REPO, tiny_vit
+from conftest import invoke_tool, tiny_vit
 from mmdg.convert.vit import convert_to_timm, load_vit_weights, timm_to_official_dinov2
 from mmdg.utils.checkpoint import CheckpointError
 
@@ -26,8 +24,7 @@ def _features(model, x):
 
 
 def _convert_cli(src, dst, arch, *extra):
-    return subprocess.run([sys.executable, 'tools/convert/vit.py', str(src), str(dst), '--arch', arch, *extra],
-                          cwd=REPO, capture_output=True, text=True)
+    return invoke_tool('convert/vit.py', src, dst, '--arch', arch, *extra)
 
 
 @pytest.mark.parametrize('kind,arch', [('dinov2', 'dinov2-s'), ('dinov2-reg4', 'dinov2-s-reg4'),

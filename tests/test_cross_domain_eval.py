@@ -2,12 +2,11 @@
 import csv
 import json
 import os.path as osp
-import subprocess
 import sys
 
 from mmengine.runner import Runner
 
-from conftest import REPO
+from conftest import REPO, invoke_tool
 from mmdg.apis.demo import demo_config
 
 
@@ -25,9 +24,7 @@ def test_tables_csv_json_and_overlays(tmp_path, demo_data):
     full class names, labelled pictures per domain, a new folder per run under the checkpoint's."""
     cfg, ckpt = _write_cfg(tmp_path, demo_data)
     out = tmp_path / 'eval'
-    res = subprocess.run([sys.executable, 'tools/cross_domain_eval.py', str(cfg), str(ckpt), '--targets', 'source',
-                          'fog', '--out-dir', str(out), '--overlays', '1', '--slide', '--crop', '128', '--stride',
-                          '96'], cwd=REPO, capture_output=True, text=True)
+    res = invoke_tool('cross_domain_eval.py', cfg, ckpt, '--targets', 'source', 'fog', '--out-dir', out, '--overlays', '1', '--slide', '--crop', '128', '--stride', '96')
     assert res.returncode == 0, res.stderr[-3000:]
     assert '| domain | aAcc | mIoU | mAcc | images |' in res.stdout
     assert '| source |' in res.stdout and '| fog |' in res.stdout
@@ -45,11 +42,9 @@ def test_tables_csv_json_and_overlays(tmp_path, demo_data):
     assert [len(list((out / 'vis' / d).iterdir())) for d in ('fog', 'source')] == [1, 1]
     log = open(osp.join(data['log_dir'], osp.basename(data['log_dir']) + '.log')).read()
     assert 'Config:' in log and 'per-class IoU / Acc by domain' in log
-    again = subprocess.run([sys.executable, 'tools/cross_domain_eval.py', str(cfg), str(ckpt), '--out-dir', str(out)],
-                           cwd=REPO, capture_output=True, text=True)
+    again = invoke_tool('cross_domain_eval.py', cfg, ckpt, '--out-dir', out)
     assert again.returncode == 1 and 'holds results already' in again.stderr
-    bad = subprocess.run([sys.executable, 'tools/cross_domain_eval.py', str(cfg), str(ckpt), '--targets', 'mars'],
-                         cwd=REPO, capture_output=True, text=True)
+    bad = invoke_tool('cross_domain_eval.py', cfg, ckpt, '--targets', 'mars')
     assert bad.returncode != 0 and "unknown target(s) ['mars']" in bad.stderr
 
 
@@ -87,9 +82,7 @@ def test_real_format_fixtures(tmp_path, demo_data, fixtures_dir):
             pipeline=pipeline))
     cfg.dump(str(tmp_path / 'fixtures_cfg.py'))
     out = tmp_path / 'eval'
-    res = subprocess.run([sys.executable, 'tools/cross_domain_eval.py', str(tmp_path / 'fixtures_cfg.py'), str(ckpt),
-                          '--out-dir', str(out), '--overlays', '1', '--batch-size', '1'],  # images of several sizes
-                         cwd=REPO, capture_output=True, text=True)
+    res = invoke_tool('cross_domain_eval.py', tmp_path / 'fixtures_cfg.py', ckpt, '--out-dir', out, '--overlays', '1', '--batch-size', '1')
     assert res.returncode == 0, res.stderr[-3000:]
     data = json.loads((out / 'results.json').read_text())['results']
     assert {k: v['num_images'] for k, v in data.items()} == dict(cityscapes=1, bdd100k=3, mapillary=1)

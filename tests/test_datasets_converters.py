@@ -3,14 +3,12 @@ import hashlib
 import os
 import os.path as osp
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO
+from conftest import REPO, invoke_tool
 from mmdg.datasets.converters import (DatasetLayoutError, LabelValueError, check, check_files, conversion_pairs,
                                       convert)
 from mmdg.datasets.label_maps import MAPILLARY_V12_CLASSES, SYNTHIA_ID_TO_TRAIN_ID, TRAIN_ID
@@ -197,13 +195,13 @@ def test_checked_loaders_name_the_file(tmp_path):
 def test_converter_cli(tmp_path):
     root = write_raw_layout('gta5', str(tmp_path / 'gta5'), n=3)
     tool = osp.join(REPO, 'tools', 'dataset_converters', 'convert_labels.py')
-    out = subprocess.run([sys.executable, tool, 'gta5', root, '--nproc', '2'], capture_output=True, text=True)
+    out = invoke_tool(tool, 'gta5', root, '--nproc', '2')
     assert out.returncode == 0, out.stderr
     assert 'converting 3 labels with 2 processes' in out.stdout and 'wrote 3 files' in out.stdout
-    out = subprocess.run([sys.executable, tool, 'gta5', root], capture_output=True, text=True)
+    out = invoke_tool(tool, 'gta5', root)
     assert out.returncode != 0 and out.stderr.startswith('error: 3 output file(s) exist already')
     assert 'Traceback' not in out.stderr
     shutil.rmtree(osp.join(root, 'labels'))
     check = osp.join(REPO, 'tools', 'dataset_converters', 'check_dataset.py')
-    out = subprocess.run([sys.executable, check, 'gta5', root], capture_output=True, text=True)
+    out = invoke_tool(check, 'gta5', root)
     assert out.returncode != 0 and 'gta5: folder' in out.stderr and 'labels does not exist' in out.stderr

@@ -109,11 +109,8 @@ def test_two_iterations_and_a_multi_domain_evaluation(path, det_roots, tmp_path)
 
 
 def _parity():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('parity', osp.join(REPO, 'tools', 'parity.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from mmdg.utils import parity
+    return parity
 
 
 CODINO_SORA = 'sora/sora_dinov2-l_codino_40k_dwd-1024.py'

@@ -4,13 +4,11 @@ tools/cross_domain_eval.py scores the checkpoint per domain."""
 import csv
 import json
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 from mmengine.config import Config
 
-from conftest import REPO
+from conftest import REPO, invoke_tool
 from conftest import DWD_FOLDERS
 from mmdg.testing import toy_recipe
 
@@ -18,8 +16,7 @@ DINO_LORA = osp.join(REPO, 'configs', 'dg_det', 'lora', 'lora_dinov2-l_dino_40k_
 
 
 def _run(*args):
-    proc = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=600,
-                          env={**__import__('os').environ, 'OMP_NUM_THREADS': '2'})
+    proc = invoke_tool(*args)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout + proc.stderr
 

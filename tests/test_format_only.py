@@ -1,15 +1,13 @@
 """Predictions for a benchmark server: the ACDC test split (no labels) through the real tools/test.py."""
 import glob
 import os.path as osp
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from mmengine.config import Config
 from PIL import Image
 
-from conftest import REPO
+from conftest import REPO, invoke_tool
 from mmdg.testing import toy_recipe
 
 ACDC = osp.join(REPO, 'configs', 'dg_seg', 'sora', 'sora_dinov2-l_mask2former_4xb2-40k_cityscapes-to-acdc-512x512.py')
@@ -17,8 +15,7 @@ LABEL_IDS = {7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 3
 
 
 def _test(config, ckpt, *extra):
-    return subprocess.run([sys.executable, osp.join(REPO, 'tools', 'test.py'), config, ckpt, *extra],
-                          capture_output=True, text=True, cwd=REPO)
+    return invoke_tool('test.py', config, ckpt, *extra)
 
 
 @pytest.fixture(scope='module')

@@ -2,8 +2,6 @@
 (no traceback), exit status 1 and no partial output. docs/reliability.md lists the same cases."""
 import os
 import pickle
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -11,15 +9,13 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from conftest import REPO
+from conftest import REPO, invoke_tool
 from mmdg.apis.demo import demo_config
 
-ENV = {**os.environ, 'OMP_NUM_THREADS': '2'}
 
 
 def _tool(*args):
-    res = subprocess.run([sys.executable, *map(str, args)], cwd=REPO, env=ENV, capture_output=True, text=True,
-                         timeout=600)
+    res = invoke_tool(*args)
     return res.returncode, res.stdout + res.stderr
 
 
@@ -189,8 +185,7 @@ def test_config_file_that_does_not_exist(tmp_path):
 def test_batch_size_below_one_is_refused(tool, size, tmp_path):
     """A batch size of 0 ran on zero images and printed an empty result; now argparse refuses it."""
     args = ['cfg.py', 'ckpt.pth'] if 'cross_domain' in tool else ['cfg.py', 'ckpt.pth', str(tmp_path), '--out', str(tmp_path / 'o')]
-    res = subprocess.run([sys.executable, tool, *args, '--batch-size', size], cwd=REPO, env=ENV,
-                         capture_output=True, text=True, timeout=120)
+    res = invoke_tool(tool, *args, '--batch-size', size)
     assert res.returncode == 2 and f'argument --batch-size: must be at least 1, got {int(size)}' in res.stderr
     assert 'Traceback' not in res.stderr
 

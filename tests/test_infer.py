@@ -2,23 +2,19 @@
 pictures and raw label maps for a folder (kept sub-folders) and for one real-format image; arrays in,
 the same prediction out."""
 import os.path as osp
-import subprocess
-import sys
 
 import numpy as np
 import torch
 from PIL import Image
 
-from conftest import REPO
-from test_test_tool import demo_model  # noqa: F401 (a module-scoped fixture: config and checkpoint)
+from conftest import invoke_tool
 
 
 def _infer(*args):
-    return subprocess.run([sys.executable, osp.join(REPO, 'tools', 'infer.py'), *args], cwd=REPO, capture_output=True,
-                          text=True)
+    return invoke_tool('infer.py', *args)
 
 
-def test_folder_and_real_format_image(demo_model, fixtures_dir, tmp_path):  # noqa: F811
+def test_folder_and_real_format_image(demo_model, fixtures_dir, tmp_path):
     config, ckpt, tmp = demo_model
     images = osp.join(str(tmp), 'data', 'fog', 'leftImg8bit', 'val')
     out = tmp_path / 'out'
@@ -41,17 +37,13 @@ def test_folder_and_real_format_image(demo_model, fixtures_dir, tmp_path):  # no
     assert (tmp_path / 'one' / 'vis' / name).is_file()
     assert np.asarray(Image.open(tmp_path / 'one' / 'pred' / name)).shape == np.asarray(Image.open(frame)).shape[:2]
 
-def test_missing_input_is_a_message(demo_model, tmp_path, capsys):  # noqa: F811
-    import pytest
-    sys.path.insert(0, REPO)
-    from tools.infer import main
+def test_missing_input_is_a_message(demo_model, tmp_path):
     config, ckpt, _ = demo_model
-    with pytest.raises(SystemExit) as exc:
-        main([config, ckpt, str(tmp_path / 'nothing'), '--out', str(tmp_path / 'x')])
-    assert exc.value.code == 1 and 'no such image or folder' in capsys.readouterr().err
+    res = _infer(config, ckpt, tmp_path / 'nothing', '--out', tmp_path / 'x')
+    assert res.returncode == 1 and 'no such image or folder' in res.stderr
 
 
-def test_api_on_files_and_arrays(demo_model):  # noqa: F811
+def test_api_on_files_and_arrays(demo_model):
     import mmcv
     from mmdg.apis.inference import draw_result, inference_model, init_model
     config, ckpt, tmp = demo_model

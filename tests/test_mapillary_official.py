@@ -4,14 +4,12 @@ import io
 import os
 import os.path as osp
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO
+from conftest import REPO, invoke_tool
 from mmdg.datasets.converters import DatasetLayoutError
 from mmdg.datasets.label_maps import (MAPILLARY_V12_CLASSES, MAPILLARY_V12_ID_TO_TRAIN_ID, TRAIN_ID,
                                       mapillary_name_to_cityscapes)
@@ -56,7 +54,7 @@ def _md5(path):
 
 
 def _run(*args):
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=REPO)
+    return invoke_tool(*args)
 
 
 def test_every_v12_class_follows_the_official_rule():

@@ -128,14 +128,12 @@ def test_memory_estimate_on_a_config_without_a_fixed_input_size(run_tool):
 def test_amp_on_a_cpu_is_refused_alike_by_train_and_test(tmp_path):
     """train.py --amp failed with a 28-line traceback after building the model (leaving a work dir) while
     test.py --amp ran: both now refuse it in one line before anything is built."""
-    import subprocess
-    import sys
-    from conftest import REPO
+    from conftest import invoke_tool
     (tmp_path / 'none.pth').write_bytes(b'')  # never read: the refusal comes first
     for cmd in (['tools/train.py', 'configs/demo/sora.py', '--amp', '--work-dir', str(tmp_path / 'train')],
                 ['tools/test.py', 'configs/demo/sora.py', str(tmp_path / 'none.pth'), '--amp',
                  '--work-dir', str(tmp_path / 'test')]):
-        res = subprocess.run([sys.executable, *cmd], cwd=REPO, capture_output=True, text=True, timeout=300)
+        res = invoke_tool(*cmd)
         assert res.returncode != 0 and 'error: --amp needs a GPU' in res.stderr, res.stderr[-2000:]
         assert 'Traceback' not in res.stderr
     assert not (tmp_path / 'train').exists() and not (tmp_path / 'test').exists()

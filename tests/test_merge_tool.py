@@ -1,21 +1,18 @@
 """tools/merge_adapters.py: the merged checkpoint loads into the plain config and predicts the same, for
 every adapter, for adapter-only checkpoints and for detectors; its refusals leave nothing behind."""
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from conftest import REPO
+from conftest import invoke_tool
 from mmdg.apis.demo import demo_config
 
 
 def _merge(*args):
-    return subprocess.run([sys.executable, 'tools/merge_adapters.py', *map(str, args)], cwd=REPO,
-                          capture_output=True, text=True)
+    return invoke_tool('merge_adapters.py', *args)
 
 
 def _trained(tmp_path, demo_data, method, **kw):
@@ -66,9 +63,7 @@ def test_adapter_only_checkpoint_merges_and_evaluates_the_same(tmp_path, demo_da
     assert res.returncode == 0, res.stderr[-3000:]
     mious = []
     for name, path in (('adapter_only', ckpt), ('merged', out)):
-        ev = subprocess.run([sys.executable, 'tools/cross_domain_eval.py', cfg_path, str(path), '--targets', 'night',
-                             '--overlays', '0', '--out-dir', str(tmp_path / name)], cwd=REPO, capture_output=True,
-                            text=True)
+        ev = invoke_tool('cross_domain_eval.py', cfg_path, path, '--targets', 'night', '--overlays', '0', '--out-dir', tmp_path / name)
         assert ev.returncode == 0, ev.stderr[-3000:]
         mious.append(json.load(open(tmp_path / name / 'results.json'))['results']['night']['mIoU'])
     assert 'holds merged weights' in ev.stdout

@@ -1,25 +1,13 @@
 """docs/parity.md: the configs against the official recipes, regenerated and checked on every run."""
 import copy
-import importlib.util
-import os.path as osp
-import subprocess
-import sys
 
 import pytest
-
-from conftest import REPO
-
-
-def _parity():
-    spec = importlib.util.spec_from_file_location('parity', osp.join(REPO, 'tools', 'parity.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope='module')
 def parity():
-    return _parity()
+    from mmdg.utils import parity
+    return parity
 
 
 @pytest.fixture(scope='module')
@@ -27,9 +15,8 @@ def configs(parity):
     return parity.load_all()
 
 
-def test_the_doc_is_current_and_every_difference_documented():
-    proc = subprocess.run([sys.executable, osp.join(REPO, 'tools', 'parity.py'), '--check'],
-                          capture_output=True, text=True, cwd=REPO)
+def test_the_doc_is_current_and_every_difference_documented(run_tool):
+    proc = run_tool('parity.py', '--check')
     assert proc.returncode == 0, proc.stderr + proc.stdout
 
 

@@ -10,14 +10,13 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from conftest import REPO
+from conftest import REPO, invoke_tool
 
 ENV = {**os.environ, 'OMP_NUM_THREADS': '2'}
 
 
 def _run(*args, umask=None):
-    res = subprocess.run([sys.executable, *map(str, args)], cwd=REPO, env=ENV, capture_output=True, text=True,
-                         timeout=600, preexec_fn=(lambda: os.umask(umask)) if umask is not None else None)
+    res = invoke_tool(*args, umask=umask)
     return res.returncode, res.stdout + res.stderr
 
 

@@ -1,22 +1,18 @@
 """The start-up check (``DataModelCheckHook``): model and data that disagree stop a run before its first
 iteration with one line naming the config key or the file (docs/reliability.md, "Model and data agree")."""
 import os
-import subprocess
-import sys
 
 import cv2
 import pytest
 from mmengine.config import Config
 
-from conftest import REPO
+from conftest import REPO, invoke_tool
 from mmdg.apis.demo import demo_config
 
-ENV = {**os.environ, 'OMP_NUM_THREADS': '2'}
 
 
 def _tool(*args):
-    res = subprocess.run([sys.executable, *map(str, args)], cwd=REPO, env=ENV, capture_output=True, text=True,
-                         timeout=600)
+    res = invoke_tool(*args)
     return res.returncode, res.stdout + res.stderr
 
 

@@ -2,44 +2,15 @@
 the official multi-scale + flip TTA (--tta), a quiet console, --vis-backend; on the demo data and on the
 real-format Cityscapes frame."""
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
-import torch
 from mmengine.config import Config
 
-from conftest import REPO
-from mmdg.apis.demo import demo_config
+from conftest import invoke_tool
 
 
 def _run(*args):
-    return subprocess.run([sys.executable, osp.join(REPO, 'tools', 'test.py'), *args], cwd=REPO, capture_output=True,
-                          text=True)
-
-
-@pytest.fixture(scope='module')
-def demo_model(tmp_path_factory):
-    """The demo config (two images of one style, no workers) and an untrained full checkpoint with its classes:
-    what the tools need, without a training run."""
-    from mmengine.registry import init_default_scope
-    from mmdg.datasets.synthetic import write_cityscapes_layout
-    tmp = tmp_path_factory.mktemp('test_tool')
-    root = str(tmp / 'data')
-    write_cityscapes_layout(root, splits=dict(val=2), workers=1, progress=False)
-    cfg = demo_config('full', data_root=root, work_dir=str(tmp / 'work'), num_workers=0)
-    cfg.target_datasets = dict(fog=cfg.target_datasets.fog)
-    cfg.test_dataloader.dataset.domains = cfg.target_datasets
-    init_default_scope('mmdg')
-    from mmdg.registry import DATASETS, MODELS
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
-    meta = dict(DATASETS.get('CityscapesDataset').METAINFO)
-    ckpt = str(tmp / 'model.pth')
-    torch.save(dict(state_dict=model.state_dict(), meta=dict(dataset_meta=meta)), ckpt)
-    path = str(tmp / 'cfg.py')
-    cfg.dump(path)
-    return path, ckpt, tmp
+    return invoke_tool('test.py', *args)
 
 
 def test_show_dir_tta_and_quiet_console(demo_model, tmp_path):
@@ -58,15 +29,12 @@ def test_show_dir_tta_and_quiet_console(demo_model, tmp_path):
 
 def test_vis_backend_switch(demo_model, tmp_path):
     import importlib.util
-    sys.path.insert(0, REPO)
-    from tools.test import main
     config, ckpt, _ = demo_model
-    args = [config, ckpt, '--work-dir', str(tmp_path / 'work'), '--vis-backend', 'tensorboard']
+    res = _run(config, ckpt, '--work-dir', str(tmp_path / 'work'), '--vis-backend', 'tensorboard')
     if importlib.util.find_spec('tensorboard') is None:
-        with pytest.raises(SystemExit, match='pip install tensorboard'):
-            main(args)
+        assert res.returncode == 1 and 'pip install tensorboard' in res.stderr
     else:
-        main(args)
+        assert res.returncode == 0, res.stderr[-3000:]
         assert list((tmp_path / 'work').glob('*/vis_data/events.out.tfevents.*'))
 
 

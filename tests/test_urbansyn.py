@@ -1,13 +1,11 @@
 """UrbanSyn: the release's rgb/rgb_XXXX.png + ss/ss_XXXX.png (19 = unlabeled) through the converter CLI."""
 import os
 import os.path as osp
-import subprocess
-import sys
 
 import numpy as np
 from PIL import Image
 
-from conftest import REPO
+from conftest import REPO, invoke_tool
 from test_datasets_converters import _build, _md5, _read  # one home for these helpers
 from mmdg.datasets.synthetic_layouts import train_ids_of, write_raw_layout
 
@@ -16,7 +14,7 @@ CHECK = osp.join(REPO, 'tools', 'dataset_converters', 'check_dataset.py')
 
 
 def _run(*args):
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=REPO)
+    return invoke_tool(*args)
 
 
 def test_convert_check_and_load(tmp_path):

@@ -16,28 +16,29 @@ from mmdg.utils.tool_config import positive_int
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # no defaults here: an option not given keeps mmdg.apis.pretrain_demo.pretrain's, the settings that made
+    # the committed file (one place for them)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     argument_default=argparse.SUPPRESS)
     parser.add_argument('--out', default=osp.relpath(DEMO_BACKBONE))
-    parser.add_argument('--steps', type=int, default=2400)
-    parser.add_argument('--batch-size', type=positive_int, default=32)
-    parser.add_argument('--lr', type=float, default=1e-3)
-    parser.add_argument('--weight-decay', type=float, default=0.05)
-    parser.add_argument('--warmup', type=int, default=100)
-    parser.add_argument('--seed', type=int, default=0, help='initialisation seed (the data stream is fixed)')
-    parser.add_argument('--workers', type=int, default=1, help='data-loader processes drawing the scenes')
-    parser.add_argument('--threads', type=int, default=2, help='torch CPU threads (results depend on it)')
-    parser.add_argument('--eval-images', type=int, default=256)
-    parser.add_argument('--no-progress', action='store_true')
+    parser.add_argument('--steps', type=int)
+    parser.add_argument('--batch-size', type=positive_int)
+    parser.add_argument('--lr', type=float)
+    parser.add_argument('--weight-decay', type=float)
+    parser.add_argument('--warmup', type=int)
+    parser.add_argument('--seed', type=int, help='initialisation seed (the data stream is fixed)')
+    parser.add_argument('--workers', type=int, help='data-loader processes drawing the scenes')
+    parser.add_argument('--threads', type=int, help='torch CPU threads (results depend on it)')
+    parser.add_argument('--eval-images', type=int)
+    parser.add_argument('--no-progress', dest='progress', action='store_false')
     return parser
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    rec = pretrain(args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                   weight_decay=args.weight_decay, warmup=args.warmup, seed=args.seed, workers=args.workers,
-                   threads=args.threads, eval_images=args.eval_images, progress=not args.no_progress,
-                   command=command_line())
-    print(f'{args.out}: {rec["parameters"]:,} parameters, {rec["train_minutes"]} min of training, '
+    args = vars(build_parser().parse_args(argv))
+    out = args.pop('out')
+    rec = pretrain(out, command=command_line(), **args)
+    print(f'{out}: {rec["parameters"]:,} parameters, {rec["train_minutes"]} min of training, '
           f'held-out coarse-group mIoU {rec["held_out_coarse"]["mIoU"]} % (aAcc {rec["held_out_coarse"]["aAcc"]} %), '
           f'sha256 {rec["sha256"]}')
 
