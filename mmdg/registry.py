@@ -28,8 +28,6 @@ from mmseg.registry import WEIGHT_INITIALIZERS as MMSEG_WEIGHT_INITIALIZERS
 from mmengine.registry import Registry
 from mmseg.utils import register_all_modules as register_all_mmseg_modules
 
-from mmdg.utils import checkpoint as _secure_checkpoint  # noqa: F401  (safe torch.load for every entry point)
-
 # A child registry looks its parents up without triggering their lazy imports, so mmseg's modules
 # (visualizers, datasets, heads, metrics) are registered here once, before anything is built.
 register_all_mmseg_modules(init_default_scope=False)
@@ -56,3 +54,9 @@ WEIGHT_INITIALIZERS = Registry('weight initializer', parent=MMSEG_WEIGHT_INITIAL
                                locations=['mmdg.models'])
 VISUALIZERS = Registry('visualizer', parent=MMSEG_VISUALIZERS, scope='mmdg', locations=['mmdg.evaluation'])
 VISBACKENDS = Registry('vis_backend', parent=MMSEG_VISBACKENDS, scope='mmdg', locations=['mmdg.evaluation'])
+
+# mmdg's changes to its dependencies (safe and atomic checkpoints, named empty datasets, bf16 deformable
+# attention), for every entry point that reaches a registry: see mmdg/patches.py
+from mmdg import patches  # noqa: E402
+
+patches.apply()

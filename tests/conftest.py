@@ -43,6 +43,7 @@ def invoke_tool(script: str, *args, cwd: str = REPO, env: dict = None, umask: in
     os.environ.update({k: str(v) for k, v in (env or {}).items()})
     saved_argv, saved_cwd, saved_streams = sys.argv, os.getcwd(), (sys.stdout, sys.stderr)
     saved_umask = os.umask(umask) if umask is not None else None
+    saved_torch = torch.is_grad_enabled(), torch.get_default_dtype(), torch.get_num_threads()
     sys.stdout.flush()
     sys.stderr.flush()
     saved_fds = os.dup(1), os.dup(2)
@@ -80,6 +81,10 @@ def invoke_tool(script: str, *args, cwd: str = REPO, env: dict = None, umask: in
         sys.argv = saved_argv
         if saved_umask is not None:
             os.umask(saved_umask)
+        # process-wide torch settings a script may change for itself (a subprocess would take them along)
+        torch.set_grad_enabled(saved_torch[0])
+        torch.set_default_dtype(saved_torch[1])
+        torch.set_num_threads(saved_torch[2])
         for k, v in saved_env.items():
             if v is None:
                 os.environ.pop(k, None)

@@ -10,12 +10,10 @@ already when it is built (mmengine itself would fail there with a numpy message 
 """
 from typing import Iterator, List, Optional, Tuple
 
-from mmengine.dataset import BaseDataset
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from mmdg.registry import HOOKS
-from mmdg.utils import tool_config
 
 
 class DataModelError(ValueError):
@@ -49,18 +47,12 @@ def _empty_dataset_error(dataset, where: str = '') -> DataModelError:
                           f'found under {_where(dataset)}. Check its data_root / data_prefix / img_suffix in the config')
 
 
-_serialize_data = BaseDataset._serialize_data
-
-
-def _serialize_nonempty(self):
-    """mmengine packs a dataset's list into one array when it is built and fails on an empty list with
-    numpy's "need at least one array to concatenate", naming nothing: name the dataset and its folder."""
-    if not self.data_list:
-        raise _empty_dataset_error(self)
-    return _serialize_data(self)
-
-
-BaseDataset._serialize_data = _serialize_nonempty
+def serialize_nonempty(dataset, serialize):
+    """mmengine's ``BaseDataset._serialize_data`` (``serialize``), refusing an empty dataset by name first
+    (installed by ``mmdg.patches``)."""
+    if not dataset.data_list:
+        raise _empty_dataset_error(dataset)
+    return serialize(dataset)
 
 
 def _heads(model) -> List[Tuple[str, object]]:
@@ -166,24 +158,19 @@ class DataModelCheckHook(Hook):
         self._val_checked = False
         self._labelled = False
 
-    def _run(self, runner, loop, name: str, mode: str) -> None:
-        tool_config.RUN_STATE.update(runner=runner, in_loop=False, mode=mode)
+    def _run(self, runner, loop, name: str) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
         dataset = getattr(getattr(loop, 'dataloader', None), 'dataset', None)
         if dataset is not None:
             check_data_model(model, dataset, name, self.samples)
 
-    def _started(self) -> None:
-        tool_config.RUN_STATE['in_loop'] = True  # from here on, only mmdg's own errors are input errors
-
     def before_train(self, runner) -> None:
-        self._run(runner, runner.train_loop, 'train_dataloader', 'train')
+        self._run(runner, runner.train_loop, 'train_dataloader')
         val = getattr(runner, '_val_loop', None)
         if val is not None and not isinstance(val, dict):
             check_data_model(runner.model.module if is_model_wrapper(runner.model) else runner.model,
                              val.dataloader.dataset, 'val_dataloader', self.samples)
             self._val_checked = True
-        self._started()
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         # before the checkpoint hook (this one runs first): a run on nothing stops before it saves
@@ -206,10 +193,8 @@ class DataModelCheckHook(Hook):
 
     def before_val(self, runner) -> None:
         if not self._val_checked:
-            self._run(runner, runner.val_loop, 'val_dataloader', 'val')
+            self._run(runner, runner.val_loop, 'val_dataloader')
             self._val_checked = True
-            self._started()
-
+    
     def before_test(self, runner) -> None:
-        self._run(runner, runner.test_loop, 'test_dataloader', 'test')
-        self._started()
+        self._run(runner, runner.test_loop, 'test_dataloader')

@@ -4,6 +4,3 @@ from .utils import attach_aux_losses  # noqa: F401
 from .segmentors import SlideSafeEncoderDecoder  # noqa: F401
 from .detectors import CoDINO  # noqa: F401
 from .heads import ReinMask2FormerHead  # noqa: F401
-from .mixed_precision import deform_attn_bf16_as_fp32
-
-deform_attn_bf16_as_fp32()  # bf16 AMP with Mask2Former / DINO heads: see mixed_precision.py

@@ -20,9 +20,8 @@ from typing import IO, Any, Callable, List
 
 import numpy as np
 import torch
-from mmengine.fileio import LocalBackend, register_backend
+from mmengine.fileio import LocalBackend
 from mmengine.logging import HistoryBuffer
-from mmengine.runner.checkpoint import CheckpointLoader
 
 
 class CheckpointError(RuntimeError):
@@ -126,12 +125,9 @@ def safe_torch_load(filename: str, map_location: Any = 'cpu') -> Any:
         raise CheckpointError(f'checkpoint {filename} is empty or truncated') from None
 
 
-def _load_from_local(filename: str, map_location: Any) -> Any:
+def load_local_checkpoint(filename: str, map_location: Any) -> Any:
+    """mmengine's loader of local paths, replaced by this one (``mmdg.patches``)."""
     return safe_torch_load(filename, map_location)
-
-
-# Replaces mmengine's loader for local paths (prefix ''), used by load_from, resume and init_model.
-CheckpointLoader.register_scheme(prefixes='', force=True)(_load_from_local)
 
 
 def _umask() -> int:
@@ -213,10 +209,6 @@ class AtomicLocalBackend(LocalBackend):
 
     def put_text(self, obj: str, filepath, encoding: str = 'utf-8') -> None:
         atomic_write(str(filepath), lambda f: f.write(obj.encode(encoding)))
-
-
-# Replaces the backend of local paths for every mmengine save (checkpoints, last_checkpoint, dumps).
-register_backend('local', AtomicLocalBackend, force=True, prefixes='')
 
 
 def check_state_dict_fits(model: torch.nn.Module, state: dict, source: str) -> None:

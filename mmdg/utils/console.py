@@ -101,14 +101,15 @@ def quiet_console(cfg: Config) -> Config:
 def build_runner(cfg: Config, quiet: bool = None) -> Runner:
     """The runner of ``cfg`` (its ``runner_type`` if it names one), with a quiet console when ``quiet``
     (default: ``cfg.quiet_console``, set by :func:`quiet_console`)."""
+    from mmdg.utils.tool_config import track_run
     quiet = cfg.get('quiet_console', False) if quiet is None else quiet
     if 'runner_type' in cfg:
         from mmengine.registry import RUNNERS
         runner = RUNNERS.build(cfg)
         if quiet:  # the config was logged already; what follows is filtered
             quiet_logger(runner.logger)
-        return runner
-    return (QuietRunner if quiet else Runner).from_cfg(cfg)
+        return track_run(runner)
+    return track_run((QuietRunner if quiet else Runner).from_cfg(cfg))
 
 
 def add_console_arguments(parser) -> None:

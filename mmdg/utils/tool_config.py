@@ -6,6 +6,7 @@ import os.path as osp
 import sys
 
 from mmengine.config import Config
+from mmengine.hooks import Hook
 
 
 def flatten_config(d, prefix: str = '') -> dict:
@@ -35,11 +36,39 @@ class ConfigValueError(ValueError):
     """A config value (from the file or ``--cfg-options``) of the wrong type or out of range."""
 
 
-#: What the running tool is doing, kept up to date by mmdg's ``DataModelCheckHook``: the config file,
-#: the runner (for the Ctrl-C message) and whether the loop has started. Once it has, only mmdg's own
-#: error types (raised with a message naming the file or the config key) are reported in one line: a
-#: plain ``TypeError`` from inside a training step is a bug whose traceback must be kept.
-RUN_STATE = dict(config=None, runner=None, in_loop=False)
+#: What the running tool is doing, owned by the command-line helpers and kept up to date by the
+#: :class:`RunStateHook` that :func:`track_run` adds to a tool's runner (the engine never touches it): the
+#: config file, the runner (for the Ctrl-C message) and whether the loop has started. Once it has, only
+#: mmdg's own error types (raised with a message naming the file or the config key) are reported in one
+#: line: a plain ``TypeError`` from inside a training step is a bug whose traceback must be kept.
+RUN_STATE = dict(config=None, runner=None, in_loop=False, mode='train')
+
+
+class RunStateHook(Hook):
+    """Marks :data:`RUN_STATE` as in the loop once the run's start-up checks have passed (it runs after
+    ``DataModelCheckHook``, which has the same priority and is registered first)."""
+
+    priority = 'VERY_HIGH'
+
+    def _enter(self, runner, mode: str) -> None:
+        RUN_STATE.update(runner=runner, in_loop=True, mode=mode)
+
+    def before_train(self, runner) -> None:
+        self._enter(runner, 'train')
+
+    def before_val(self, runner) -> None:
+        if not (RUN_STATE['in_loop'] and RUN_STATE['mode'] == 'train'):  # not a validation within training
+            self._enter(runner, 'val')
+
+    def before_test(self, runner) -> None:
+        self._enter(runner, 'test')
+
+
+def track_run(runner):
+    """Add :class:`RunStateHook` to a tool's runner (``mmdg.utils.console.build_runner`` does)."""
+    RUN_STATE.update(runner=runner, in_loop=False)
+    runner.register_hook(RunStateHook())
+    return runner
 
 
 def _debug() -> bool:

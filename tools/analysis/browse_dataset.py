@@ -77,7 +77,8 @@ def run(args):
     from mmdg.registry import DATASETS, VISUALIZERS
     cfg = load_config(args.config, args.cfg_options)
     vis_cfg = copy.deepcopy(cfg.get('visualizer') or dict(type='SegLocalVisualizer'))
-    vis_cfg.update(name='browse_dataset', vis_backends=None, save_dir=None)
+    # a name of its own: mmengine hands back an existing visualizer of the same name (another config's)
+    vis_cfg.update(name=f'browse_dataset-{os.getpid()}-{id(args)}', vis_backends=None, save_dir=None)
     if 'Seg' in str(vis_cfg.get('type')):
         vis_cfg['alpha'] = args.opacity
     visualizer = VISUALIZERS.build(vis_cfg)

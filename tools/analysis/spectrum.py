@@ -266,9 +266,8 @@ def main(argv=None):
     from mmdg.utils.tool_config import input_errors_as_messages, load_tool_config
     import logging
     logging.getLogger('mmengine').setLevel(logging.WARNING)  # model building logs every parameter's init
-    with input_errors_as_messages():
+    with input_errors_as_messages(), torch.no_grad():
         cfg = load_tool_config(args.config, _cfg_options(args)) if args.config else None
-        torch.set_grad_enabled(False)
         pre_vit, title = pretrained_vit(args, cfg)
         pre = block_matrices(pre_vit.state_dict())
         if not pre:
