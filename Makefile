@@ -1,4 +1,5 @@
 # mmdg — two commands: `make demo` and `make test`. Both create/refresh .venv/ when needed.
+#   make test-fast              the unit tier (no `slow` / `cli` tests): a few minutes while you work
 #   make install TORCH=system   keep the torch/torchvision you already have (e.g. a CUDA build)
 #   make demo METHOD=full       pick the backbone tuning method of the demo (default sora)
 #   make demo-compare           every method from the same pre-trained backbone: table + chart (SEEDS="0 1 2")
@@ -19,7 +20,7 @@ MMCV_OPS ?=# empty = auto: CUDA ops where a GPU is visible or TORCH_CUDA_ARCH_LI
 WHEELHOUSE ?=
 DIR ?=
 
-.PHONY: install wheelhouse demo demo-det demo-compare test benchmark clean-demo
+.PHONY: install wheelhouse demo demo-det demo-compare test test-fast benchmark clean-demo
 
 install:
 	@PYTHON=$(PYTHON) TORCH=$(TORCH) VENV=$(VENV) MMCV_OPS=$(MMCV_OPS) WHEELHOUSE=$(WHEELHOUSE) bash tools/install_env.sh
@@ -36,8 +37,13 @@ demo-compare: install
 demo-det: install
 	$(PY) tools/demo_det.py --method $(METHOD) $(DEMO_ARGS)
 
+# the whole suite (what CI runs), with pytest's 15 slowest tests at the end
 test: install
-	$(PY) -m pytest tests -q -rs
+	$(PY) -m pytest tests -q -rs --durations=15
+
+# the unit tier while you work: everything but the `slow` and `cli` markers (pytest.ini)
+test-fast: install
+	$(PY) -m pytest tests -q -m "not slow and not cli"
 
 benchmark: install
 	$(PY) -m pip install -q -r requirements/benchmark.txt

@@ -121,16 +121,19 @@ def _toy_det_data(d: dict, roots: Dict[str, str]) -> None:
             t['size'] = TOY_CROP if train else (128, 64)
 
 
-def toy_data(cfg, roots: Optional[Dict[str, str]] = None) -> None:
+def toy_data(cfg, roots: Optional[Dict[str, str]] = None, loaders: bool = True) -> None:
     """Pipelines at toy size and datasets read from ``roots``, in place. Segmentation roots are named by
     dataset (``SEG_SOURCES``: ``{'gta5': ...}``), detection roots by dataset type
-    (``{'DiverseWeatherDataset': ...}``)."""
+    (``{'DiverseWeatherDataset': ...}``). ``loaders``: small batches and no worker processes as well (the
+    benchmarks keep the recipe's batch)."""
     det = cfg.get('task') == 'det'
     fix = lambda d: (_toy_det_data if det else _toy_seg_data)(d, roots or {})  # noqa: E731
     if det:
         walk(cfg.get('target_datasets', {}), fix)  # the datasets of tools/cross_domain_eval.py
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         walk(cfg[key], fix)
+        if not loaders:
+            continue
         test_batch = 4 if det else 2
         cfg[key].update(batch_size=2 if key == 'train_dataloader' else test_batch, num_workers=0,
                         persistent_workers=False)

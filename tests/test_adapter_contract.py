@@ -89,7 +89,7 @@ def test_block_adapter_config_errors(shift_registered):
         register_adapter('testshift')(type('Other', (BlockAdapter,), {}))
     with pytest.raises(TypeError, match='subclass of AdapterLinear or BlockAdapter'):
         register_adapter('Nope')(nn.Linear)
-    assert list(ADAPTERS)[:6] == ['LoRA', 'PiSSA', 'SoRA', 'ALoRE', 'HTA', 'CLoRA']
+    assert list(ADAPTERS)[:6] == ['LoRA', 'SoRA', 'PiSSA', 'ALoRE', 'HTA', 'CLoRA']
 
 
 # --- inject_adapters: all-or-nothing, composable, never nests, meta device -----------------------------
@@ -312,3 +312,69 @@ def test_an_adapted_model_cast_to_half_precision_runs_in_it(method, dtype):
     assert all(p.dtype == dtype for p in vit.parameters())
     tol = (5e-3 if dtype == torch.float16 else 2e-2) * ref.abs().max()
     assert (out.float() - ref).abs().max() <= tol
+
+
+# --- the declared contract and the family table --------------------------------------------------------
+def test_every_method_declares_the_contract_and_registers_alike():
+    import inspect
+
+    from mmdg.adapters import ADAPTERS
+    from mmdg.adapters.base import AdapterContract
+    from mmdg.adapters.families import TARGETS
+    assert list(ADAPTERS) == ['LoRA', 'SoRA', 'PiSSA', 'ALoRE', 'HTA', 'CLoRA', 'Rein']
+    for name, cls in ADAPTERS.items():
+        assert issubclass(cls, AdapterContract), name
+        assert cls.default_targets in TARGETS and isinstance(cls.needs_weights, bool), name
+        if cls.target_kind == 'linear':  # config fields are the constructor's keyword defaults, written once
+            sig = inspect.signature(cls.__init__).parameters
+            assert cls.defaults and all(sig[k].default == v for k, v in cls.defaults.items()), name
+    assert ADAPTERS['SoRA'].needs_weights and ADAPTERS['PiSSA'].needs_weights and not ADAPTERS['LoRA'].needs_weights
+    assert ADAPTERS['ALoRE'].shares_input_branch and ADAPTERS['ALoRE'].default_targets == 'input'
+    assert ADAPTERS['HTA'].default_targets == 'attention' and not ADAPTERS['Rein'].mergeable
+
+
+def test_a_new_method_gets_its_config_fields_from_its_constructor():
+    import torch
+
+    from mmdg.adapters import ADAPTERS, AdapterLinear, inject_adapters, register_adapter
+
+    @register_adapter('ScaleTest')
+    class ScaleLinear(AdapterLinear):
+        def __init__(self, base, gain: float = 0.0, num_slices: int = 1, **kwargs):
+            super().__init__(base, num_slices=num_slices, **kwargs)
+            self.gain = torch.nn.Parameter(torch.tensor(float(gain)))
+
+        def forward(self, x):
+            return self.base(x) * (1 + self.gain)
+
+        def merged_weight(self):
+            return self.base.weight * (1 + self.gain)
+    try:
+        assert ScaleLinear.defaults == {'gain': 0.0}
+        vit = tiny_vit()
+        inject_adapters(vit, dict(type='ScaleTest', targets='fc2'))
+        assert vit.blocks[0].mlp.fc2.gain.item() == 0.0 and vit.mmdg_adapter_cfgs[-1]['gain'] == 0.0
+    finally:
+        ADAPTERS.pop('ScaleTest')
+
+
+@pytest.mark.parametrize('kind', ['dinov2', 'dinov2-reg4', 'eva02-s', 'eva02-b', 'dinov3', 'dinov3-qkvb', 'dinov3-7b'])
+def test_the_family_table_describes_each_model(kind):
+    from torch import nn
+
+    from mmdg.adapters.families import family_of_arch
+    family = family_of_arch(kind)
+    model = tiny_vit(kind)
+    linears = {n.rsplit('.', 1)[-1] for n, m in model.blocks[0].named_modules() if isinstance(m, nn.Linear)}
+    assert linears <= set(family.linears), (kind, linears - set(family.linears))
+    for part in (family.input_linears, family.attention_linears, *family.same_input):
+        assert set(part) <= set(family.linears)
+    names = [n for n, _ in model.named_parameters()]
+    present = [k for k in family.zero_decay if any(k in n for n in names)]
+    assert present, (kind, family.zero_decay)  # the family's zero-decay keys name real parameters
+
+
+def test_every_arch_name_has_a_family():
+    from mmdg.adapters.families import family_of_arch
+    from mmdg.convert.vit import ARCHS
+    assert {family_of_arch(a).name for a in ARCHS} == {'dinov2', 'eva02', 'dinov3'}

@@ -173,7 +173,7 @@ def test_adapter_only_state_dict_rebuilds_the_trained_model():
 
 def test_errors_are_specific():
     model = tiny_vit('dinov2')
-    with pytest.raises(KeyError, match='known: LoRA, PiSSA, SoRA, ALoRE, HTA, CLoRA'):
+    with pytest.raises(KeyError, match='known: LoRA, SoRA, PiSSA, ALoRE, HTA, CLoRA'):
         inject_adapters(model, dict(type='DoRA'))
     with pytest.raises(ValueError, match=r"\['qvk'\] matched no nn.Linear.*attn.qkv"):
         inject_adapters(tiny_vit('dinov2'), dict(type='LoRA', targets=('qvk', 'fc1')))

@@ -7,6 +7,10 @@ import os.path as osp
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.cli]
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 

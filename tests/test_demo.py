@@ -3,8 +3,11 @@ test loop), table, labelled pictures per style and a quiet console."""
 import os
 
 import numpy as np
+import pytest
 
 from mmdg.apis.demo import run_demo
+
+pytestmark = pytest.mark.slow
 
 
 def test_short_demo_learns(tmp_path, demo_data, capsys):

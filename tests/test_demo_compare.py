@@ -3,9 +3,12 @@ the pre-trained backbone generalises to the unseen styles better than training t
 import json
 
 import numpy as np
+import pytest
 
 from mmdg.apis.demo import METHODS
 from mmdg.apis.demo_compare import UNSEEN, compare_table, run_compare
+
+pytestmark = pytest.mark.slow
 
 
 def test_reduced_comparison_has_every_method_and_pretraining_beats_scratch(tmp_path, demo_data):

@@ -83,6 +83,7 @@ def test_full_size_config(path):
         assert cfg.model.num_queries == 900 and cfg.model.test_cfg.nms.type == 'soft_nms'
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('path', CONFIGS, ids=_name)
 def test_two_iterations_and_a_multi_domain_evaluation(path, det_roots, tmp_path):
     from mmengine.runner import Runner

@@ -87,6 +87,7 @@ def test_full_size_backbone(path):
     assert has_ema != no_ema
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('path', CONFIGS, ids=_name)
 def test_two_iterations_and_a_multi_domain_evaluation(path, dg_roots, tmp_path):
     from mmengine.runner import Runner

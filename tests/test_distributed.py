@@ -19,6 +19,8 @@ import torch.distributed as dist
 from mmengine.hooks import Hook
 from mmdg.registry import HOOKS
 
+pytestmark = [pytest.mark.slow, pytest.mark.cli]
+
 
 @HOOKS.register_module()
 class RankDumpHook(Hook):

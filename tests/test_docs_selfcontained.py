@@ -5,7 +5,11 @@ import os.path as osp
 import re
 import subprocess
 
+import pytest
+
 from conftest import REPO
+
+pytestmark = pytest.mark.cli
 
 #: The only outside path allowed: the optional real-format test fixtures, which tests skip without.
 ALLOWED = re.compile(r'\.\./shared/fixtures')

@@ -10,6 +10,8 @@ from packaging.version import Version
 
 from conftest import REPO
 
+pytestmark = [pytest.mark.slow, pytest.mark.cli]
+
 
 def _run(cmd, env=None, **kw):
     # PIP_CONFIG_FILE=/dev/null: a machine-wide pip.conf (extra find-links, mirrors) must not feed the

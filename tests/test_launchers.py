@@ -12,6 +12,8 @@ import pytest
 
 from conftest import REPO
 
+pytestmark = [pytest.mark.slow, pytest.mark.cli]
+
 STUB = '''#!/usr/bin/env bash
 {
   echo "exe=$0"

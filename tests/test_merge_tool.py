@@ -102,7 +102,7 @@ def test_refusals_and_backbone_export(tmp_path, demo_data):
     out = tmp_path / 'never.pth'
     res = _merge(cfg_path, ckpt, out, '--rtol', '-1')  # any difference is too much: the check must refuse
     assert res.returncode != 0 and 'nothing written' in res.stderr and not out.exists()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith('.tmp-')]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith('.mmdg-tmp-')]
 
     res = _merge(cfg_path, ckpt, tmp_path / 'vit.pth', '--backbone-only', 'official')
     assert res.returncode == 0, res.stderr[-2000:]

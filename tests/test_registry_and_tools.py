@@ -4,7 +4,11 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
+
+pytestmark = pytest.mark.cli
 
 
 def _run(code_or_args, timeout=600):
@@ -19,6 +23,14 @@ def test_adapters_package_imports_no_openmmlab():
     out = _run('import sys, mmdg.adapters; '
                'print(sorted({m.split(".")[0] for m in sys.modules} & {"mmengine", "mmcv", "mmseg", "mmdet"}))')
     assert out.strip().endswith('[]')
+
+
+def test_runtime_datasets_import_no_offline_converter():
+    """The dataset classes and transforms read layouts and their errors from mmdg.datasets.layouts; the
+    label converters (multiprocessing, cv2 writers) stay out of a training process."""
+    out = _run('import sys, mmdg.datasets; print(sorted(m for m in sys.modules if m.startswith("mmdg.datasets.")))')
+    loaded = eval(out.strip().splitlines()[-1])
+    assert 'mmdg.datasets.layouts' in loaded and 'mmdg.datasets.converters' not in loaded, loaded
 
 
 def test_mmseg_init_model_builds_an_mmdg_config():

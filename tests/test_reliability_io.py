@@ -58,11 +58,13 @@ def test_a_replaced_file_keeps_its_mode_and_stale_temporaries_go(tmp_path):
     path = tmp_path / 'shared.pth'
     path.write_bytes(b'old')
     path.chmod(0o640)
-    stale = tmp_path / f'.tmp-{_dead_pid()}-abc.pth'  # a writer killed mid-save
+    stale = tmp_path / f'.mmdg-tmp-{_dead_pid()}-abc.pth'  # a writer killed mid-save
     stale.write_bytes(b'half')
+    running = tmp_path / f'.mmdg-tmp-{os.getpid()}-xyz.png'  # a write in flight (this process, another thread)
+    running.write_bytes(b'partial')
     atomic_save(dict(a=torch.zeros(1)), str(path))
     assert path.stat().st_mode & 0o777 == 0o640
-    assert not stale.exists()
+    assert not stale.exists() and running.exists()  # one rule for checkpoints and label converters alike
 
 
 # ------------------------------------------------------------------------------------- converters

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from conftest import REPO
@@ -73,6 +74,8 @@ import sys, torch
 sys.path.insert(0, {repo!r})
 import mmdg.utils.checkpoint  # installs mmdg's atomic writer for mmengine's local files
 from mmengine.runner.checkpoint import save_checkpoint
+
+pytestmark = [pytest.mark.slow, pytest.mark.cli]
 path = {path!r}
 save_checkpoint(dict(state_dict=dict(w=torch.zeros(4)), meta=dict(n=0)), path)
 print('ready', flush=True)
@@ -98,7 +101,7 @@ def test_kill_while_saving_leaves_a_whole_checkpoint(tmp_path):
     proc.wait()
     assert is_complete_checkpoint(path)
     assert safe_torch_load(path)['meta']['n'] in (0, 1)
-    assert [p.name for p in tmp_path.iterdir() if p.name != 'iter_8.pth' and not p.name.startswith('.tmp-')] == []
+    assert [p.name for p in tmp_path.iterdir() if p.name != 'iter_8.pth' and not p.name.startswith('.mmdg-tmp-')] == []
 
 
 def test_resume_skips_a_checkpoint_cut_short(tmp_path):

@@ -45,3 +45,8 @@ def test_cityscapes_layout_is_written_once(tmp_path):
     write_cityscapes_layout(str(tmp_path), domains=('source', 'fog'), splits=dict(train=3, val=2), workers=1,
                             progress=False)
     assert os.path.getmtime(img) == mtime
+
+
+def test_one_class_list():
+    from mmdg.datasets import label_maps, synthetic
+    assert synthetic.CLASSES is label_maps.CITYSCAPES_CLASSES and synthetic.ID is label_maps.TRAIN_ID

@@ -8,6 +8,8 @@ from mmengine.runner import Runner
 from mmdg.adapters import AdapterLinear, BlockAdapter
 from mmdg.apis.demo import METHODS, demo_config
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize('method', METHODS)
 def test_a_few_steps_lower_the_loss(method, demo_data, tmp_path):

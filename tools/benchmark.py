@@ -16,11 +16,15 @@ import subprocess
 import sys
 import time
 
+from mmdg.adapters import ADAPTERS
+from mmdg.utils.profiling import RssSampler, release_freed_heap, sync
 
 VIT_B = 'vit_base_patch14_dinov2'
 VIT_L = 'vit_large_patch14_dinov2'
 TARGETS = ('qkv', 'proj', 'fc1', 'fc2')
-METHODS = ['frozen', 'full', 'LoRA', 'LoRA-fused', 'PEFT-LoRA', 'PiSSA', 'SoRA', 'ALoRE', 'HTA', 'CLoRA']
+#: The baselines and every linear adapter of the registry; LoRA also fused (the shapes PEFT adapts) and as PEFT's.
+METHODS = ['frozen', 'full', *(v for n, c in ADAPTERS.items() if c.target_kind == 'linear'
+                               for v in ((n, 'LoRA-fused', 'PEFT-LoRA') if n == 'LoRA' else (n,)))]
 
 
 def _build(method, arch, img, device, frozen_blocks=0):
@@ -54,52 +58,6 @@ def _build(method, arch, img, device, frozen_blocks=0):
     return vit, torch.nn.Linear(vit.num_features, 19).to(device)
 
 
-def _sync(device):
-    import torch
-    if device.startswith('cuda'):
-        torch.cuda.synchronize()
-
-
-def _release_freed_heap():
-    """glibc keeps freed heap in the process; hand it back so that RSS tracks live memory."""
-    import ctypes
-    import gc
-    gc.collect()
-    try:
-        ctypes.CDLL('libc.so.6').malloc_trim(0)
-    except OSError:  # not glibc: RSS then over-counts a little
-        pass
-
-
-class _RssSampler:
-    """CPU peak memory of the training steps alone: the resident set size sampled every 2 ms from a
-    thread (ru_maxrss would include the model's construction and SoRA's SVD)."""
-
-    def __init__(self):
-        import threading
-        self.peak, self._stop = 0, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    @staticmethod
-    def rss_mb():
-        with open('/proc/self/statm') as f:
-            return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2 ** 20
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.rss_mb())
-            self._stop.wait(0.002)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.rss_mb())
-
-
 def measure_train(method, arch, img, batch, device, steps, warmup, frozen_blocks=0):
     import torch
     torch.manual_seed(0)
@@ -111,8 +69,8 @@ def measure_train(method, arch, img, batch, device, steps, warmup, frozen_blocks
         torch.cuda.reset_peak_memory_stats()
     times = []
     if not device.startswith('cuda'):
-        _release_freed_heap()  # what model building freed (SoRA's SVD workspaces) must not count
-    sampler = _RssSampler()
+        release_freed_heap()  # what model building freed (SoRA's SVD workspaces) must not count
+    sampler = RssSampler()
     with sampler:
         _train_steps(vit, head, opt, x, device, steps, warmup, times)
     peak = torch.cuda.max_memory_allocated() / 2 ** 20 if device.startswith('cuda') else sampler.peak
@@ -121,14 +79,14 @@ def measure_train(method, arch, img, batch, device, steps, warmup, frozen_blocks
 
 def _train_steps(vit, head, opt, x, device, steps, warmup, times):
     for i in range(warmup + steps):
-        _sync(device)
+        sync(device)
         t = time.perf_counter()
         feats = vit.forward_features(x) if hasattr(vit, 'forward_features') else vit(x)
         loss = head(feats).float().pow(2).mean()
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        _sync(device)
+        sync(device)
         if i >= warmup:
             times.append(time.perf_counter() - t)
 
@@ -148,10 +106,10 @@ def measure_inference(arch, img, batch, device, steps, warmup):
         ts = []
         with torch.no_grad():
             for i in range(warmup + steps):
-                _sync(device)
+                sync(device)
                 t = time.perf_counter()
                 model(x)
-                _sync(device)
+                sync(device)
                 if i >= warmup:
                     ts.append(time.perf_counter() - t)
         return 1000 * statistics.median(ts)
@@ -167,10 +125,10 @@ def measure_svd(device):
     import timm
     from mmdg.adapters import inject_adapters
     vit = timm.create_model(VIT_L, pretrained=False, num_classes=0, img_size=512, patch_size=16).to(device)
-    _sync(device)
+    sync(device)
     t = time.perf_counter()
     inject_adapters(vit, dict(type='SoRA', r=16, alpha=16, blocks=(8, 24)))
-    _sync(device)
+    sync(device)
     return dict(svd_init_s=time.perf_counter() - t)
 
 

@@ -29,7 +29,6 @@ crops, 128x64 data, slide at 256x128) to check that every section runs, not to m
 """
 import argparse
 import copy
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -40,9 +39,13 @@ import tempfile
 import time
 import traceback
 
+from mmdg.adapters import ADAPTERS
+from mmdg.utils.profiling import RssSampler, release_freed_heap, sync
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
-METHODS = ('frozen', 'full', 'lora', 'sora', 'pissa', 'alore', 'hta', 'clora')
+#: The two baselines and every linear adapter of the registry (its recipe config is configs/dg_seg/<method>/).
+METHODS = ('frozen', 'full', *(n.lower() for n, c in ADAPTERS.items() if c.target_kind == 'linear'))
 SECTIONS = ('train', 'mfu', 'svd', 'loader', 'slide', 'det')
 SEG_CONFIG = 'configs/dg_seg/{m}/{m}_dinov2-l_mask2former_1xb4-40k_gta5-to-cbm-512x512.py'
 DET_CONFIG = 'configs/dg_det/sora/sora_dinov2-l_dino_40k_dwd-1024.py'
@@ -51,11 +54,6 @@ PEAK_TFLOPS = (('H100 PCIe', 756.0), ('H100', 989.0), ('H200', 989.0), ('A100', 
 GTA5_SIZE = (1052, 1914)  # (h, w) of a GTA5 frame
 SLIDE_SIZE = (1024, 2048)  # (h, w) of a Cityscapes frame
 
-# The CPU peak-memory sampler and heap release are tools/benchmark.py's, so both tools count alike.
-_spec = importlib.util.spec_from_file_location('_mmdg_vit_benchmark', osp.join(REPO, 'tools', 'benchmark.py'))
-_vit_bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_vit_bench)
-
 
 # ----------------------------------------------------------------------------------------------------
 # Configs
@@ -63,42 +61,13 @@ def seg_config(method: str, reduced: bool, data_root: str = None):
     from mmengine.config import Config
     cfg = Config.fromfile(osp.join(REPO, SEG_CONFIG.format(m=method)))
     cfg.model.backbone.pretrained = None  # random weights: timing and memory do not depend on them
-    if reduced:
-        _shrink_seg(cfg)
+    if reduced:  # the recipe's structure at toy size (mmdg.testing, as the tests use it)
+        from mmdg.testing import toy_data, toy_model
+        toy_model(cfg)
+        toy_data(cfg, loaders=False)
     if data_root:
         cfg.train_dataloader.dataset.data_root = data_root
     return cfg
-
-
-def _shrink_seg(cfg) -> None:
-    """The recipe's structure at toy size: 4 blocks of width 64 (patch size kept, frozen prefix 8/24 ->
-    1/4), a narrow Mask2Former with few layers and queries, 64 px crops from ~128x64 images."""
-    bb = cfg.model.backbone
-    bb.update(img_size=64, out_indices=(0, 1, 2, 3), frozen_blocks=min(bb.get('frozen_blocks', 0), 1),
-              model_kwargs=dict(embed_dim=64, depth=4, num_heads=2))
-    if bb.get('adapter'):
-        bb.adapter.blocks = (1, 4)
-    head = cfg.model.decode_head
-    head.update(in_channels=[64] * 4, feat_channels=32, out_channels=32, num_queries=8)
-    pd = head.pixel_decoder
-    pd.encoder.num_layers = 1
-    pd.encoder.layer_cfg.self_attn_cfg.update(embed_dims=32, num_heads=2)
-    pd.encoder.layer_cfg.ffn_cfg.update(embed_dims=32, feedforward_channels=64)
-    pd.positional_encoding.num_feats = 16
-    head.positional_encoding.num_feats = 16
-    td = head.transformer_decoder
-    td.num_layers = 3
-    td.layer_cfg.self_attn_cfg.update(embed_dims=32, num_heads=2)
-    td.layer_cfg.cross_attn_cfg.update(embed_dims=32, num_heads=2)
-    td.layer_cfg.ffn_cfg.update(embed_dims=32, feedforward_channels=64)
-    head.train_cfg.num_points = 256
-    cfg.model.data_preprocessor.size = (64, 64)
-    cfg.model.test_cfg.update(crop_size=(64, 64), stride=(43, 43))
-    for t in cfg.train_dataloader.dataset.pipeline:
-        if t.type == 'RandomChoiceResize':
-            t.update(scales=[48, 64, 80], max_size=160)
-        if t.type == 'RandomCrop':
-            t.crop_size = (64, 64)
 
 
 def det_config(reduced: bool):
@@ -106,29 +75,9 @@ def det_config(reduced: bool):
     cfg = Config.fromfile(osp.join(REPO, DET_CONFIG))
     cfg.model.backbone.pretrained = None
     if reduced:
-        model = cfg.model
-        bb = model.backbone
-        n_out = len(bb.out_indices)
-        for t in cfg.train_dataloader.dataset.pipeline:
-            if 'RandomCrop' in t.type:
-                t.crop_size = (64, 64)
-        bb.update(img_size=64, out_indices=tuple(range(4 - n_out, 4)), frozen_blocks=min(bb.frozen_blocks, 1),
-                  model_kwargs=dict(embed_dim=64, depth=4, num_heads=2))
-        if bb.get('adapter'):
-            bb.adapter.blocks = (1, 4)
-        if model.type == 'DINO':  # embed_dims stay 256: mmdet's DINO decoder hard-codes 128 position features
-            model.update(num_queries=10)
-            model.neck.in_channels = [64] * n_out
-            model.encoder.num_layers = 1
-            model.encoder.layer_cfg.ffn_cfg.feedforward_channels = 64
-            model.decoder.num_layers = 2
-            model.decoder.layer_cfg.ffn_cfg.feedforward_channels = 64
-            model.dn_cfg.group_cfg.num_dn_queries = 10
-        else:  # a two-stage detector (Faster R-CNN)
-            model.neck.update(in_channels=[64] * n_out, out_channels=32)
-            model.rpn_head.update(in_channels=32, feat_channels=32)
-            model.roi_head.bbox_roi_extractor.out_channels = 32
-            model.roi_head.bbox_head.update(in_channels=32, fc_out_channels=64)
+        from mmdg.testing import toy_data, toy_model
+        toy_model(cfg)
+        toy_data(cfg, loaders=False)
     return cfg
 
 
@@ -233,8 +182,8 @@ class _Peak:
         if self.device.startswith('cuda'):
             torch.cuda.reset_peak_memory_stats()
         else:
-            _vit_bench._release_freed_heap()  # what model building freed (SVD workspaces) must not count
-            self._sampler = _vit_bench._RssSampler().__enter__()
+            release_freed_heap()  # what model building freed (SVD workspaces) must not count
+            self._sampler = RssSampler().__enter__()
         return self
 
     def __exit__(self, *exc):
@@ -249,10 +198,10 @@ class _Peak:
 def _timed(fn, device, steps, warmup):
     times = []
     for i in range(warmup + steps):
-        _vit_bench._sync(device)
+        sync(device)
         t = time.perf_counter()
         fn()
-        _vit_bench._sync(device)
+        sync(device)
         if i >= warmup:
             times.append(time.perf_counter() - t)
     return statistics.median(times)
@@ -353,10 +302,10 @@ def measure_svd(device, reduced):
     spare = copy.deepcopy(vit)
     secs = []
     for v in (vit, spare):
-        _vit_bench._sync(device)
+        sync(device)
         t = time.perf_counter()
         inject_adapters(v, copy.deepcopy(adapter))
-        _vit_bench._sync(device)
+        sync(device)
         secs.append(time.perf_counter() - t)
     lo, hi = adapter['blocks']
     return dict(svd_init_s=secs[1], svd_init_cold_s=secs[0], blocks=[lo, hi - 1], depth=len(vit.blocks),

@@ -10,7 +10,6 @@ import copy
 import glob
 import os.path as osp
 
-
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope

@@ -8,7 +8,6 @@ import argparse
 import os.path as osp
 import warnings
 
-
 import timm
 import torch
 

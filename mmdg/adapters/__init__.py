@@ -7,6 +7,9 @@
     >>> ...  # train
     >>> merge_adapters(vit)  # a plain timm model again
 """
+# The built-in methods register themselves (@register_adapter) on import: this order is the registry's,
+# which every list of methods (docs tables, demos, benchmarks) follows.
+from . import lora, sora, pissa, alore, hta, clora, rein  # noqa: F401,E401,I001  isort: skip
 from .alore import ALoRELinear
 from .base import AdapterLinear, BlockAdapter, LowRankLinear, register_adapter
 from .clora import CLoRALinear

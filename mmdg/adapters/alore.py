@@ -19,13 +19,14 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
-from .base import AdapterLinear, check_alpha, master_dtype
+from .base import AdapterLinear, check_alpha, master_dtype, register_adapter
 
 
+@register_adapter('ALoRE')
 class ALoRELinear(AdapterLinear):
-    defaults = dict(r=4, alpha=4, num_experts=4)
     #: one branch per group of layers reading the same input (inject_adapters passes ``tie_to``)
     shares_input_branch = True
+    default_targets = 'input'  # the branch sits in front of the layers that read the normalised input
 
     def __init__(self, base: nn.Linear, r: int = 4, alpha: float = 4, num_experts: int = 4,
                  shared: Dict[str, nn.Parameter] = None, num_slices: int = 1,

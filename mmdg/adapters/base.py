@@ -24,6 +24,7 @@ builds, so a failing config leaves the model untouched).
 """
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Callable, Dict, Iterator, Optional
 
@@ -58,6 +59,49 @@ def register_adapter(name: str) -> Callable[[type], type]:
     return wrap
 
 
+class AdapterContract:
+    """What ``inject_adapters`` knows about a method, declared once with its default here; a method class
+    overrides only what differs (both :class:`AdapterLinear` and :class:`BlockAdapter` carry it)."""
+
+    #: What the injector wraps: one ``nn.Linear`` per matched name (``'linear'``) or whole blocks (``'block'``).
+    target_kind: str = 'linear'
+    #: Whether the adapter folds into a plain ``nn.Linear`` (``merge_adapters``).
+    mergeable: bool = True
+    #: The method's config fields and their defaults (``inject_adapters`` fills missing fields from these):
+    #: read from the constructor's keyword defaults, where each is written once (a class whose constructor
+    #: takes ``**method_kwargs`` declares the dict itself).
+    defaults: Dict = {}
+    #: Whether the recipe trains the bias of an adapted layer.
+    train_bias: bool = False
+    #: Name under which ``aux_loss()`` reaches the training loss dict (``None``: no auxiliary loss).
+    aux_loss_name: Optional[str] = None
+    #: Whether the initialisation reads the wrapped pre-trained weights (an SVD): inject after loading them;
+    #: on the meta device such a method gets shapes only.
+    needs_weights: bool = False
+    #: Whether sibling layers reading one input share one branch (the injector passes ``tie_to``).
+    shares_input_branch: bool = False
+    #: Which linears of a block a config without ``targets`` adapts: ``'all'``, ``'input'`` (those reading
+    #: the normalised input) or ``'attention'`` (see ``mmdg.adapters.families``).
+    default_targets: str = 'all'
+
+    #: Constructor arguments that the injector passes and that are not config fields.
+    _INJECTOR_ARGS = ('self', 'base', 'block', 'num_slices', 'train_bias', 'name', 'shared', 'tie_to', 'index',
+                      'num_blocks')
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if 'defaults' not in cls.__dict__:
+            params = inspect.signature(cls.__init__).parameters.values()
+            cls.defaults = {p.name: p.default for p in params if p.name not in cls._INJECTOR_ARGS
+                            and p.kind is p.POSITIONAL_OR_KEYWORD and p.default is not p.empty}
+
+    @staticmethod
+    def make_shared(cfg: Dict, like: torch.Tensor):
+        """Parameters shared by all adapters of one injection (built once, passed as ``shared``); ``None``:
+        the method has none."""
+        return None
+
+
 def master_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype adapter parameters are kept in for a wrapped layer of ``dtype``."""
     return torch.float32 if dtype in HALF_DTYPES else dtype
@@ -68,20 +112,12 @@ def check_alpha(alpha: float, owner: str) -> None:
         raise ValueError(f'{owner}: alpha must be a finite number > 0 (the scale is alpha / r), got {alpha!r}')
 
 
-class AdapterLinear(nn.Module):
+class AdapterLinear(AdapterContract, nn.Module):
     """Base class. Subclasses implement :meth:`delta` (the adapter's additive output) and
     :meth:`delta_weight`, or override :meth:`forward` / :meth:`merged_weight` for other forms."""
 
-    #: What ``inject_adapters`` wraps with this class: one ``nn.Linear`` per matched name.
     target_kind = 'linear'
-    #: Whether :meth:`merge` folds the adapter into a plain ``nn.Linear``.
     mergeable = True
-    #: Defaults of the method's config fields (``inject_adapters`` fills missing fields from these).
-    defaults: Dict = dict(r=16, alpha=16)
-    #: Whether the recipe trains the bias of an adapted layer.
-    train_bias: bool = False
-    #: Name under which :meth:`aux_loss` reaches the training loss dict (``None``: no auxiliary loss).
-    aux_loss_name: Optional[str] = None
 
     def __init__(self, base: nn.Linear, num_slices: int = 1, train_bias: Optional[bool] = None,
                  name: str = ''):
@@ -207,7 +243,7 @@ class LowRankLinear(AdapterLinear):
         return f'{super().extra_repr()}, r={self.r}, scale={self.scale:g}'
 
 
-class BlockAdapter(nn.Module):
+class BlockAdapter(AdapterContract, nn.Module):
     """Base class of adapters around one whole transformer block: ``refine(block(x, ...))``.
 
     ``inject_adapters`` builds one per block of the range with ``index`` (the block's position),
@@ -218,10 +254,6 @@ class BlockAdapter(nn.Module):
 
     target_kind = 'block'
     mergeable = False
-    #: Defaults of the method's config fields (``inject_adapters`` fills missing fields from these).
-    defaults: Dict = {}
-    #: Name under which :meth:`aux_loss` reaches the training loss dict (``None``: no auxiliary loss).
-    aux_loss_name: Optional[str] = None
 
     def __init__(self, block: nn.Module, index: int, num_blocks: int, name: str = '', shared=None,
                  **method_kwargs):

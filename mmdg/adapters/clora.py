@@ -23,11 +23,11 @@ from typing import Dict, Optional
 import torch
 from torch import nn
 
-from .base import AdapterLinear, check_alpha, master_dtype
+from .base import AdapterLinear, check_alpha, master_dtype, register_adapter
 
 
+@register_adapter('CLoRA')
 class CLoRALinear(AdapterLinear):
-    defaults = dict(r=8, alpha=8, num_bases=4, sade_weight=0.1, sade_eps=1e-3)
     aux_loss_name = 'loss_sade'
 
     def __init__(self, base: nn.Linear, r: int = 8, alpha: float = 8, num_bases: int = 4,

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import AdapterLinear
+from .base import AdapterLinear, register_adapter
 
 
 def householder(x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -22,8 +22,9 @@ def householder(x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return x - 2 * (x * v).sum(-1, keepdim=True) * v
 
 
+@register_adapter('HTA')
 class HTALinear(AdapterLinear):
-    defaults = dict(extra_rank=1)
+    default_targets = 'attention'
 
     def __init__(self, base: nn.Linear, extra_rank: int = 1, num_slices: int = 1, **kwargs):
         super().__init__(base, num_slices=num_slices, **kwargs)

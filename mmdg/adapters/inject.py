@@ -18,30 +18,13 @@ from typing import Dict, List, Optional, Tuple, Union
 import torch
 from torch import nn
 
-from .alore import ALoRELinear
-from .base import ADAPTERS, AdapterLinear, BlockAdapter, check_alpha, register_adapter
-from .clora import CLoRALinear
-from .hta import HTALinear
-from .lora import LoRALinear
-from .pissa import PiSSALinear
-from .sora import SoRALinear
-
-# The built-in methods, in the order the docs list them; new methods use @register_adapter(name).
-for _name, _cls in (('LoRA', LoRALinear), ('PiSSA', PiSSALinear), ('SoRA', SoRALinear), ('ALoRE', ALoRELinear),
-                    ('HTA', HTALinear), ('CLoRA', CLoRALinear)):
-    register_adapter(_name)(_cls)
+from .base import ADAPTERS, AdapterLinear, BlockAdapter, check_alpha
+from .families import SAME_INPUT, TARGETS
 
 Adapter = Union[AdapterLinear, BlockAdapter]
 
-#: Linear layers of a transformer block in both of timm's namings: DINOv2 / EVA02-S use a fused
-#: ``attn.qkv`` and ``mlp.fc1``; EVA02-B/L use ``attn.{q,k,v}_proj`` and a SwiGLU ``mlp.fc1_g/fc1_x``.
-ALL_LINEARS = ('qkv', 'q_proj', 'k_proj', 'v_proj', 'proj', 'fc1', 'fc1_g', 'fc1_x', 'fc2')
-#: ALoRE sits in front of the layers that read the block's normalised input.
-INPUT_LINEARS = ('qkv', 'q_proj', 'k_proj', 'v_proj', 'fc1', 'fc1_g', 'fc1_x')
-DEFAULT_TARGETS = {'ALoRE': INPUT_LINEARS, 'HTA': ('qkv', 'q_proj', 'k_proj', 'v_proj', 'proj')}
-#: Sibling layers that read the same input (one module's children); an input-side adapter
-#: (``shares_input_branch``) puts one branch in front of each group, not one per layer.
-SAME_INPUT = (('q_proj', 'k_proj', 'v_proj'), ('fc1_g', 'fc1_x'))
+#: Every linear layer name of a block over the ViT families (``mmdg.adapters.families``).
+ALL_LINEARS = TARGETS['all']
 TRAIN_BIAS = (None, False, True, 'blocks')
 
 
@@ -149,7 +132,7 @@ def _input_group(rel: str) -> Optional[Tuple[str, int]]:
 def _plan_linears(cfg: Dict, cls, blocks_name: str, blocks: nn.ModuleList, start: int, end: int):
     """``[(idx, rel, linear, num_slices, group)]`` for every layer to wrap, or a ValueError."""
     explicit = cfg['targets'] is not None
-    targets = cfg['targets'] if explicit else DEFAULT_TARGETS.get(cfg['type'], ALL_LINEARS)
+    targets = cfg['targets'] if explicit else TARGETS[cls.default_targets]
     targets = (targets,) if isinstance(targets, str) else tuple(targets)
     hits = {p: 0 for p in targets}
     plan, conflicts = [], []
@@ -202,7 +185,7 @@ def _build_linears(cls, plan, cfg: Dict, method_kwargs: Dict, shared, blocks_nam
         if shared is not None:
             kwargs['shared'] = shared
         key = (idx, *group) if group is not None else None
-        if getattr(cls, 'shares_input_branch', False) and key in first_of_group:
+        if cls.shares_input_branch and key in first_of_group:
             kwargs['tie_to'] = first_of_group[key]
         adapter = cls(base, **kwargs)
         if key is not None:
@@ -256,12 +239,11 @@ def inject_adapters(model: nn.Module, cfg: Dict) -> nn.Module:
                                  'choose other blocks, or merge_adapters() first')
     else:
         plan = _plan_linears(cfg, cls, blocks_name, blocks, start, end)
-        probe_shared = cls.make_shared(method_kwargs, torch.empty(0, device='meta', dtype=like.dtype)) \
-            if hasattr(cls, 'make_shared') else None
+        probe_shared = cls.make_shared(method_kwargs, torch.empty(0, device='meta', dtype=like.dtype))
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
             _build_linears(cls, plan, cfg, method_kwargs, probe_shared, blocks_name, on_meta=True)
-    if like.is_meta and getattr(cls, 'needs_weights', False):
+    if like.is_meta and cls.needs_weights:
         warnings.warn(f'{cfg["type"]} on a meta-device model: the SVD of meta tensors has no values, so the '
                       'adapters get the right shapes (enough to count parameters) but no initialisation. '
                       'Inject after the real weights are loaded to train.', UserWarning, stacklevel=2)
@@ -271,7 +253,7 @@ def inject_adapters(model: nn.Module, cfg: Dict) -> nn.Module:
     flags = {p: p.requires_grad for p in model.parameters()}
     if first_call:
         model.requires_grad_(False)
-    shared = cls.make_shared(method_kwargs, like) if hasattr(cls, 'make_shared') else None
+    shared = cls.make_shared(method_kwargs, like)
     built: List[Adapter] = []
     try:
         if cls.target_kind == 'block':
@@ -283,7 +265,7 @@ def inject_adapters(model: nn.Module, cfg: Dict) -> nn.Module:
     except Exception:
         with torch.no_grad():
             for adapter in built:
-                if getattr(adapter, 'needs_weights', False) and not like.is_meta:
+                if adapter.needs_weights and not like.is_meta:
                     adapter.base.weight.copy_(adapter.merged_weight())
         for p, flag in flags.items():
             p.requires_grad_(flag)

@@ -3,11 +3,11 @@ import math
 
 from torch import nn
 
-from .base import LowRankLinear
+from .base import LowRankLinear, register_adapter
 
 
+@register_adapter('LoRA')
 class LoRALinear(LowRankLinear):
-    defaults = dict(r=16, alpha=16)
     train_bias = False  # as PEFT's default (bias='none')
 
     def __init__(self, base: nn.Linear, r: int = 16, alpha: float = 16, **kwargs):

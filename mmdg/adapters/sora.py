@@ -16,13 +16,13 @@ import math
 import torch
 from torch import nn
 
-from .base import LowRankLinear, block_diag_slices
+from .base import LowRankLinear, block_diag_slices, register_adapter
 
 SVD_SOURCES = ('pretrained', 'random')
 
 
+@register_adapter('SoRA')
 class SoRALinear(LowRankLinear):
-    defaults = dict(r=16, alpha=16, svd_source='pretrained')
     train_bias = True  # the SoRA recipe trains the biases of the adapted layers
     #: the initialisation reads the wrapped weights (meaningless on the meta device)
     needs_weights = True

@@ -8,6 +8,7 @@ from typing import Dict, Optional
 
 from mmengine.config import Config
 
+from mmdg.adapters import ADAPTERS
 from mmdg.apis.evaluation import add_visualization, bare_model, domain_results, domain_test_config
 from mmdg.datasets.synthetic import write_cityscapes_layout
 from mmdg.evaluation import domain_table
@@ -16,7 +17,8 @@ from mmdg.utils.console import add_vis_backend, build_runner
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 #: ``configs/demo/<method>.py``: the tuning methods on the pre-trained demo backbone, then ``scratch`` (the
 #: same ViT from random weights, fully trained: the baseline that shows what pre-training buys).
-METHODS = ('sora', 'full', 'frozen', 'lora', 'pissa', 'alore', 'hta', 'clora', 'rein', 'scratch')
+#: Read from the adapter registry (one list of methods): SoRA first, the two baselines, every other method.
+METHODS = ('sora', 'full', 'frozen', *(name.lower() for name in ADAPTERS if name != 'SoRA'), 'scratch')
 DEFAULT_DATA_ROOT = 'data/demo'
 
 

@@ -20,63 +20,14 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from mmdg.utils.atomic import TMP_PREFIX, remove_stale_temporaries
+
 from .label_maps import (CITYSCAPES_CLASSES, CITYSCAPES_NUM_LABEL_IDS, GTA5_ID_TO_TRAIN_ID, IGNORE_INDEX,
                          MAPILLARY_V12_CLASSES, MAPILLARY_V12_ID_TO_TRAIN_ID, SYNTHIA_CLASSES,
                          SYNTHIA_ID_TO_TRAIN_ID, URBANSYN_ID_TO_TRAIN_ID, URBANSYN_UNLABELED)
 
 
-class DatasetLayoutError(FileNotFoundError):
-    """A folder or file the dataset's layout requires is missing."""
-
-
-class LabelValueError(ValueError):
-    """A label image holds a value outside its dataset's convention."""
-
-
-class LabelSizeError(LabelValueError):
-    """A label image whose size differs from its image's."""
-
-
-class CorruptFileError(OSError):
-    """A file that exists but cannot be read as what it should be (truncated, corrupt, another format)."""
-
-
-#: Where each dataset's images and 19-class train-id labels live (relative to its root), as mmdg's
-#: datasets read them. ``{split}`` / ``{condition}`` are filled in by the dataset or the checker.
-LAYOUTS: Dict[str, dict] = {
-    'gta5': dict(img_path='images', seg_map_path='labels', img_suffix='.png',
-                 seg_map_suffix='_labelTrainIds.png'),
-    'synthia': dict(img_path='RGB', seg_map_path='GT/LABELS', img_suffix='.png',
-                    seg_map_suffix='_labelTrainIds.png'),
-    'cityscapes': dict(img_path='leftImg8bit/{split}', seg_map_path='gtFine/{split}',
-                       img_suffix='_leftImg8bit.png', seg_map_suffix='_gtFine_labelTrainIds.png'),
-    'bdd100k': dict(img_path='images/10k/{split}', seg_map_path='labels/sem_seg/masks/{split}',
-                    img_suffix='.jpg', seg_map_suffix='.png'),
-    'mapillary': dict(img_path='{split}/images', seg_map_path='{split}/labelTrainIds', img_suffix='.jpg',
-                      seg_map_suffix='.png'),
-    # Mapillary's validation images and labels at half size, as the official evaluation scores them
-    # (written by ``convert_labels.py mapillary <root> --half-val``).
-    'mapillary_half': dict(img_path='half/validation/images', seg_map_path='half/validation/labelTrainIds',
-                           img_suffix='.jpg', seg_map_suffix='.png'),
-    # UrbanSyn: the converter writes ``labelTrainIds/rgb_XXXX.png`` next to ``rgb/rgb_XXXX.png`` (the
-    # release's ``ss/ss_XXXX.png`` hold 19 for unlabeled and their names do not match the images').
-    'urbansyn': dict(img_path='rgb', seg_map_path='labelTrainIds', img_suffix='.png', seg_map_suffix='.png'),
-    'acdc': dict(img_path='rgb_anon/{condition}/{split}', seg_map_path='gt/{condition}/{split}',
-                 img_suffix='_rgb_anon.png', seg_map_suffix='_gt_labelTrainIds.png'),
-}
-
-
-def layout(name: str, split: Optional[str] = None, condition: Optional[str] = None) -> dict:
-    if name not in LAYOUTS:
-        raise KeyError(f'unknown dataset {name!r}; known: {sorted(LAYOUTS)}')
-    spec = dict(LAYOUTS[name])
-    for key in ('img_path', 'seg_map_path'):
-        if '{split}' in spec[key] and split is None:
-            raise ValueError(f'{name} needs a split (e.g. train / val)')
-        if '{condition}' in spec[key] and condition is None:
-            raise ValueError(f'{name} needs a condition (fog, night, rain or snow)')
-        spec[key] = spec[key].format(split=split, condition=condition)
-    return spec
+from .layouts import LAYOUTS, CorruptFileError, DatasetLayoutError, LabelSizeError, LabelValueError, layout  # noqa: F401,E501  (re-exported)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -294,40 +245,6 @@ def _write_all(jobs: Sequence[_Job], nproc: int, progress: bool, overwrite: bool
         for t in tmp.values():
             if osp.exists(t):
                 os.remove(t)
-
-
-TMP_PREFIX = '.mmdg-tmp-'
-
-
-def remove_stale_temporaries(folder: str) -> List[str]:
-    """Removes the temporary outputs a killed conversion left in ``folder`` (``.mmdg-tmp-<pid>-*`` of a
-    process that is gone: a running conversion's are kept); returns what was removed."""
-    removed = []
-    if not osp.isdir(folder):
-        return removed
-    for name in os.listdir(folder):
-        if not name.startswith(TMP_PREFIX):
-            continue
-        pid = name[len(TMP_PREFIX):].split('-', 1)[0]
-        if pid.isdigit() and not _pid_alive(int(pid)):
-            try:
-                os.remove(osp.join(folder, name))
-                removed.append(name)
-            except OSError:
-                pass
-    return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # an earlier conversion of this process that was interrupted
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def check(label_files: Sequence[str], dataset: str = 'train_ids', images: Optional[Sequence[str]] = None,

@@ -1,6 +1,6 @@
 """The DG segmentation datasets, all with the 19 Cityscapes classes and train-id labels.
 
-Each class only knows its dataset's public layout (``converters.LAYOUTS``, one home shared with the
+Each class only knows its dataset's public layout (``layouts.LAYOUTS``, one home shared with the
 converters and the checker); reading, pipelines and metrics are mmseg's. Unlike mmseg's base class,
 a missing label file is an error at start-up that names the file, not a crash in a worker hours later.
 """
@@ -11,7 +11,7 @@ from mmseg.datasets import BaseSegDataset, CityscapesDataset as _MMSegCityscapes
 
 from mmdg.registry import DATASETS
 
-from .converters import DatasetLayoutError, layout
+from .layouts import DatasetLayoutError, layout
 
 ACDC_CONDITIONS = ('fog', 'night', 'rain', 'snow')
 

@@ -21,7 +21,7 @@ from mmdet.datasets import XMLDataset
 
 from mmdg.registry import DATASETS
 
-from .converters import DatasetLayoutError
+from .layouts import DatasetLayoutError
 from .dg_seg import refuse_repeated_entries
 
 #: Diverse Weather classes, in the order of the benchmark.

@@ -18,10 +18,8 @@ from typing import Dict, List, Sequence, Tuple
 import cv2
 import numpy as np
 
-CLASSES = ('road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light', 'traffic sign',
-           'vegetation', 'terrain', 'sky', 'person', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle',
-           'bicycle')
-ID = {name: i for i, name in enumerate(CLASSES)}
+from .label_maps import CITYSCAPES_CLASSES as CLASSES
+from .label_maps import TRAIN_ID as ID
 
 #: Base colours (RGB) of the synthetic source style, one per train id.
 SOURCE_PALETTE = np.array([

@@ -9,7 +9,7 @@ from mmseg.datasets.transforms import LoadAnnotations
 
 from mmdg.registry import TRANSFORMS
 
-from .converters import LabelSizeError, LabelValueError
+from .layouts import LabelSizeError, LabelValueError
 
 
 class ImageDecodeError(OSError):

@@ -16,7 +16,7 @@ from typing import Dict, List, Sequence, Tuple
 import cv2
 import numpy as np
 
-from .converters import DatasetLayoutError
+from .layouts import DatasetLayoutError
 from .dwd import CITYSCAPES_DET_CLASSES, DWD_CLASSES
 
 #: Cityscapes label ids of the instance classes kept for detection (``instanceIds = labelId * 1000 + k``).

@@ -7,12 +7,12 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.instancenorm import _InstanceNorm
 
+from mmdg.adapters.families import ZERO_DECAY
 from mmdg.registry import OPTIM_WRAPPER_CONSTRUCTORS, PARAM_SCHEDULERS
 
-#: Parameters that never get weight decay in the SoRA/Rein recipes: norms, position / patch-position
-#: embeddings, class / register / mask tokens, and the decoder's queries and level embeddings.
-ZERO_DECAY_KEYS = ('norm', 'pos_embed', 'cls_token', 'reg_token', 'mask_token', 'query_embed', 'query_feat',
-                   'level_embed', 'gamma', 'ls1', 'ls2')
+#: Parameters that never get weight decay in the SoRA/Rein recipes: norms, each ViT family's tokens, position
+#: embeddings and layer scales (``mmdg.adapters.families``), and the decoder's queries and level embeddings.
+ZERO_DECAY_KEYS = ('norm', *ZERO_DECAY, 'query_embed', 'query_feat', 'level_embed')
 
 
 NORM_TYPES = (_BatchNorm, _InstanceNorm, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm, nn.RMSNorm)

@@ -45,11 +45,6 @@ def domain_means(metrics: Dict[str, float], domains: Sequence[str], scores: Sequ
             for prefix, names in mean_domains(domains, mean_over, unseen).items() for k in scores}
 
 
-def per_class_iou(areas: Sequence) -> np.ndarray:
-    """Per-class IoU (%), NaN for classes absent from both prediction and label."""
-    return class_scores(areas)['IoU']
-
-
 @METRICS.register_module()
 class MultiDomainIoUMetric(IoUMetric):
     """IoU accumulated separately for each ``data_sample.domain``. Returns ``<domain>/aAcc``,

@@ -14,14 +14,15 @@ import os
 import os.path as osp
 import pickle
 import re
-import tempfile
 import zipfile
-from typing import IO, Any, Callable, List
+from typing import Any, Callable, List
 
 import numpy as np
 import torch
 from mmengine.fileio import LocalBackend
 from mmengine.logging import HistoryBuffer
+
+from mmdg.utils.atomic import atomic_write  # noqa: F401  (re-exported: mmdg's writers import it from here)
 
 
 class CheckpointError(RuntimeError):
@@ -128,70 +129,6 @@ def safe_torch_load(filename: str, map_location: Any = 'cpu') -> Any:
 def load_local_checkpoint(filename: str, map_location: Any) -> Any:
     """mmengine's loader of local paths, replaced by this one (``mmdg.patches``)."""
     return safe_torch_load(filename, map_location)
-
-
-def _umask() -> int:
-    """The process's umask (read without changing it where /proc allows)."""
-    try:
-        with open('/proc/self/status') as f:
-            for line in f:
-                if line.startswith('Umask:'):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-TMP_PREFIX = '.tmp-'
-
-
-def _remove_stale_temporaries(folder: str) -> None:
-    """Temporary files of an :func:`atomic_write` killed in ``folder`` (their writer process is gone)."""
-    for path in glob.glob(osp.join(folder, f'{TMP_PREFIX}*')):
-        m = re.match(rf'{re.escape(TMP_PREFIX)}(\d+)-', osp.basename(path))
-        if m and not _pid_alive(int(m.group(1))):
-            try:
-                os.remove(path)
-            except OSError:
-                pass
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> None:
-    """``write(f)`` into a temporary file in the folder of ``path``, flushed to disk, then renamed over
-    ``path``: a crash or a SIGKILL at any moment leaves either the old file or the complete new one.
-    The file gets the permissions a plain ``open(path, 'wb')`` would give (``mkstemp`` makes 0600, which
-    teammates could not read); temporaries of an earlier killed writer in the folder are removed."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    _remove_stale_temporaries(folder)
-    fd, tmp = tempfile.mkstemp(prefix=f'{TMP_PREFIX}{os.getpid()}-', suffix=osp.splitext(path)[1] or '.tmp',
-                               dir=folder)
-    try:
-        # an existing file keeps its mode, as when it is opened for writing; a new one gets the umask's
-        os.fchmod(fd, os.stat(path).st_mode & 0o7777 if osp.exists(path) else 0o666 & ~_umask())
-        with os.fdopen(fd, 'wb') as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def atomic_save(obj: Any, path: str) -> None:

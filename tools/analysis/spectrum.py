@@ -30,7 +30,6 @@ import os.path as osp
 import re
 import sys
 
-
 import torch
 
 LAYER_ORDER = ('q', 'k', 'v', 'qkv', 'proj', 'fc1', 'fc1_g', 'fc1_x', 'fc2')

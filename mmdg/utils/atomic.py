@@ -1,0 +1,78 @@
+"""Writing files so that a crash, a kill or a full disk leaves the old file or the complete new one, never a
+truncated one, and cleaning up the temporaries a killed writer left."""
+import glob
+import os
+import os.path as osp
+import re
+import tempfile
+from typing import IO, Callable, List
+
+
+def _umask() -> int:
+    """The process's umask (read without changing it where /proc allows)."""
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: Temporary files of a write in progress (``<prefix><pid>-<name>``): hidden, and skipped by the file listers.
+TMP_PREFIX = '.mmdg-tmp-'
+
+
+def remove_stale_temporaries(folder: str) -> List[str]:
+    """Remove the temporary files a killed writer left in ``folder`` (its process is gone; a running
+    writer's, this process's included, are kept); returns the names removed."""
+    removed = []
+    for path in glob.glob(osp.join(folder, f'{TMP_PREFIX}*')):
+        m = re.match(rf'{re.escape(TMP_PREFIX)}(\d+)-', osp.basename(path))
+        if m and not pid_alive(int(m.group(1))):
+            try:
+                os.remove(path)
+                removed.append(osp.basename(path))
+            except OSError:
+                pass
+    return removed
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (this one does: its other writes may be in flight on other threads)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> None:
+    """``write(f)`` into a temporary file in the folder of ``path``, flushed to disk, then renamed over
+    ``path``: a crash or a SIGKILL at any moment leaves either the old file or the complete new one.
+    The file gets the permissions a plain ``open(path, 'wb')`` would give (``mkstemp`` makes 0600, which
+    teammates could not read); temporaries of an earlier killed writer in the folder are removed."""
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    remove_stale_temporaries(folder)
+    fd, tmp = tempfile.mkstemp(prefix=f'{TMP_PREFIX}{os.getpid()}-', suffix=osp.splitext(path)[1] or '.tmp',
+                               dir=folder)
+    try:
+        # an existing file keeps its mode, as when it is opened for writing; a new one gets the umask's
+        os.fchmod(fd, os.stat(path).st_mode & 0o7777 if osp.exists(path) else 0o666 & ~_umask())
+        with os.fdopen(fd, 'wb') as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
