@@ -47,7 +47,7 @@ test-fast: install
 
 benchmark: install
 	$(PY) -m pip install -q -r requirements/benchmark.txt
-	$(PY) tools/benchmark.py $(BENCH_ARGS)
+	$(PY) tools/benchmark.py --suite adapters $(BENCH_ARGS)
 
 clean-demo:
 	rm -rf data/demo work_dirs/demo data/demo_det work_dirs/demo_det work_dirs/demo_compare

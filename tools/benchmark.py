@@ -1,222 +1,120 @@
-"""Adapter benchmark: training-step time and peak memory per method, merged vs unmerged inference,
-SoRA's SVD initialisation time. Results go to docs/benchmarks.md.
+"""Benchmarks: ``--suite recipe`` (default) times the recipes themselves, ``--suite adapters`` bare ViTs per
+method. Every row is measured round-robin (method A, B, C, A, B, C, ...) over ``--rounds``, each in a process
+of its own, and every ratio (SoRA/full, DINOv3-L/DINOv2-L, ours/PEFT, merged/plain) is taken within a round:
+a change in machine load hits all methods of a round alike. Rows report the median over rounds and its range.
 
-    python tools/benchmark.py                       # CPU-sized: ViT-B at 112 px, batch 2
-    python tools/benchmark.py --device cuda --img 512 --batch 4 --large-img 512   # full size on a GPU
+    python tools/benchmark.py --device cuda --json recipe.json --md recipe.md          # the recipe suite
+    python tools/benchmark.py --device cuda --backbones dinov2-l dinov3-l --methods sora full --skip mfu svd loader slide det
+    python tools/benchmark.py --device cpu --reduced --rounds 3 --backbones dinov2-l dinov3-l \\
+        --methods sora full frozen lora --skip mfu svd loader slide det                  # CPU ratios, toy size
+    python tools/benchmark.py --suite adapters [--device cuda --img 512 --batch 4 --large-img 512]
 
-Every measurement runs in a fresh subprocess so that peak memory is its own (CUDA: max allocated;
-CPU: peak resident set size during the training steps, weights included). Times are medians over --steps steps after --warmup steps. PEFT's LoRA
-is measured when `peft` is installed (`pip install peft`), with the same timm model, targets and rank.
+Recipe sections (``--skip`` leaves some out):
+  train   training step (forward + backward + optimizer step through the config's optim wrapper) per backbone
+          and method, fp32 and bf16 AMP, without and with gradient checkpointing: s/iter, images/s, peak memory
+          (CUDA: max allocated; CPU: resident set size sampled during the steps), trainable parameters.
+  mfu     backbone forward + backward FLOPs over the measured time and the GPU's bf16 dense peak (--peak-tflops).
+  svd     SoRA's SVD initialisation on DINOv2-L blocks 8-23 (random weights).
+  loader  the recipe's train dataloader on generated GTA5-layout data (1914x1052), images/s per worker count.
+  slide   sliding-window inference per image at 2048x1024 (the config's test_cfg), fp32 and bf16.
+  det     the SoRA DINOv2-L detection config's training step at its crop size and batch.
+``--loss-curve N`` trains SoRA N iterations on the generated data in fp32 and bf16 from the same seed (and fp32
+from another seed: the run-to-run noise) and writes the curves to the JSON. A CPU measurement runs in a fork
+of this (already imported) process, a GPU one in a fresh interpreter. ``--reduced`` shrinks every config to
+toy size (4-block ViT of width 64, narrow heads, 64 px crops): every section runs, no figure means anything.
 """
 import argparse
 import json
 import os
-import statistics
-import subprocess
 import sys
 import time
 
-from mmdg.adapters import ADAPTERS
-from mmdg.utils.profiling import RssSampler, release_freed_heap, sync
-
-VIT_B = 'vit_base_patch14_dinov2'
-VIT_L = 'vit_large_patch14_dinov2'
-TARGETS = ('qkv', 'proj', 'fc1', 'fc2')
-#: The baselines and every linear adapter of the registry; LoRA also fused (the shapes PEFT adapts) and as PEFT's.
-METHODS = ['frozen', 'full', *(v for n, c in ADAPTERS.items() if c.target_kind == 'linear'
-                               for v in ((n, 'LoRA-fused', 'PEFT-LoRA') if n == 'LoRA' else (n,)))]
+from mmdg.benchmark import adapters, recipe
+from mmdg.benchmark.jobs import run_job
+from mmdg.benchmark.rounds import run_in_fork, run_in_subprocess
+from mmdg.utils.tool_config import positive_int
 
 
-def _build(method, arch, img, device, frozen_blocks=0):
-    import timm
-    import torch
-    from mmdg.adapters import inject_adapters
-    vit = timm.create_model(arch, pretrained=False, num_classes=0, img_size=img, patch_size=16).to(device)
-    if method == 'frozen':
-        vit.requires_grad_(False)
-        head = torch.nn.Linear(vit.num_features, 19).to(device)  # something to train
-        return vit, head
-    if method == 'full':
-        for i, blk in enumerate(vit.blocks):
-            blk.requires_grad_(i >= frozen_blocks)
-        if frozen_blocks:
-            vit.patch_embed.requires_grad_(False)
-            vit.pos_embed.requires_grad_(False)
-            vit.cls_token.requires_grad_(False)
-    elif method == 'PEFT-LoRA':
-        from peft import LoraConfig, get_peft_model
-        vit = get_peft_model(vit, LoraConfig(r=16, lora_alpha=16, target_modules=list(TARGETS), lora_dropout=0.0))
-    elif method == 'LoRA-fused':  # the same shapes PEFT adapts: one rank-16 pair on the fused qkv
-        inject_adapters(vit, dict(type='LoRA', r=16, alpha=16, targets=TARGETS, split_qkv=False))
-    else:
-        cfg = dict(type=method)
-        if method in ('LoRA', 'PiSSA', 'SoRA'):
-            cfg.update(r=16, alpha=16, targets=TARGETS)
-        if frozen_blocks:
-            cfg['blocks'] = (frozen_blocks, len(vit.blocks))
-        inject_adapters(vit, cfg)
-    return vit, torch.nn.Linear(vit.num_features, 19).to(device)
-
-
-def measure_train(method, arch, img, batch, device, steps, warmup, frozen_blocks=0):
-    import torch
-    torch.manual_seed(0)
-    vit, head = _build(method, arch, img, device, frozen_blocks)
-    params = [p for p in list(vit.parameters()) + list(head.parameters()) if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-4)
-    x = torch.randn(batch, 3, img, img, device=device)
-    if device.startswith('cuda'):
-        torch.cuda.reset_peak_memory_stats()
-    times = []
-    if not device.startswith('cuda'):
-        release_freed_heap()  # what model building freed (SoRA's SVD workspaces) must not count
-    sampler = RssSampler()
-    with sampler:
-        _train_steps(vit, head, opt, x, device, steps, warmup, times)
-    peak = torch.cuda.max_memory_allocated() / 2 ** 20 if device.startswith('cuda') else sampler.peak
-    return dict(step_ms=1000 * statistics.median(times), peak_mb=peak, trainable=sum(p.numel() for p in params))
-
-
-def _train_steps(vit, head, opt, x, device, steps, warmup, times):
-    for i in range(warmup + steps):
-        sync(device)
-        t = time.perf_counter()
-        feats = vit.forward_features(x) if hasattr(vit, 'forward_features') else vit(x)
-        loss = head(feats).float().pow(2).mean()
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        sync(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - t)
-
-
-def measure_inference(arch, img, batch, device, steps, warmup):
-    import timm
-    import torch
-    from mmdg.adapters import inject_adapters, merge_adapters
-    torch.manual_seed(0)
-    x = torch.randn(batch, 3, img, img, device=device)
-    plain = timm.create_model(arch, pretrained=False, num_classes=0, img_size=img, patch_size=16).to(device).eval()
-    adapted = timm.create_model(arch, pretrained=False, num_classes=0, img_size=img, patch_size=16).to(device).eval()
-    adapted.load_state_dict(plain.state_dict())
-    inject_adapters(adapted, dict(type='SoRA', r=16, alpha=16))
-
-    def timeit(model):
-        ts = []
-        with torch.no_grad():
-            for i in range(warmup + steps):
-                sync(device)
-                t = time.perf_counter()
-                model(x)
-                sync(device)
-                if i >= warmup:
-                    ts.append(time.perf_counter() - t)
-        return 1000 * statistics.median(ts)
-
-    out = dict(plain_ms=timeit(plain), unmerged_ms=timeit(adapted))
-    merge_adapters(adapted)
-    out['merged_ms'] = timeit(adapted)
-    out['plain_ms_again'] = timeit(plain)  # order effects (caches, clocks) show up as a gap here
-    return out
-
-
-def measure_svd(device):
-    import timm
-    from mmdg.adapters import inject_adapters
-    vit = timm.create_model(VIT_L, pretrained=False, num_classes=0, img_size=512, patch_size=16).to(device)
-    sync(device)
-    t = time.perf_counter()
-    inject_adapters(vit, dict(type='SoRA', r=16, alpha=16, blocks=(8, 24)))
-    sync(device)
-    return dict(svd_init_s=time.perf_counter() - t)
-
-
-def _child(kind, args, **kw):
-    cmd = [sys.executable, __file__, '--child', json.dumps(dict(kind=kind, **kw)), '--device', args.device,
-           '--steps', str(args.steps), '--warmup', str(args.warmup)]
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    if res.returncode:
-        return dict(error=(res.stderr.strip().splitlines() or ['failed'])[-1])
-    return json.loads(res.stdout.strip().splitlines()[-1])
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--suite', choices=['recipe', 'adapters'], default='recipe')
+    p.add_argument('--device', default=None, help='cuda, cuda:N or cpu (default: recipe cuda, adapters cpu)')
+    p.add_argument('--rounds', type=positive_int, default=3, help='round-robin rounds per row (default 3)')
+    p.add_argument('--methods', nargs='+', help='default: every method of the suite')
+    p.add_argument('--steps', type=positive_int, help='timed steps per measurement (recipe 10, adapters 5)')
+    p.add_argument('--warmup', type=int, help='untimed steps first (recipe 3, adapters 2)')
+    p.add_argument('--threads', type=int, help="torch CPU threads per measurement (default: torch's own)")
+    p.add_argument('--time-budget', type=float, metavar='S', help='start no measurement after S seconds (those '
+                   'left are recorded as not run): for a machine lent for a fixed time')
+    p.add_argument('--json', help='write the results here (rewritten after every section)')
+    p.add_argument('--md', help='write the markdown tables here')
+    r = p.add_argument_group('recipe suite')
+    r.add_argument('--backbones', nargs='+', default=['dinov2-l'], choices=recipe.BACKBONES,
+                   help='DINOv3-L rows cover ' + ', '.join(recipe.DINOV3_METHODS))
+    r.add_argument('--reduced', action='store_true', help='toy sizes (a smoke run of every section)')
+    r.add_argument('--precisions', nargs='+', default=['fp32', 'bf16'], choices=['fp32', 'bf16'])
+    r.add_argument('--grad-ckpt', nargs='+', default=['off', 'on'], choices=['off', 'on'],
+                   help="training rows without / with the backbone's gradient checkpointing")
+    r.add_argument('--skip', nargs='*', default=[], choices=recipe.SECTIONS, help='(the adapters suite: svd)')
+    r.add_argument('--peak-tflops', type=float, help='bf16 dense peak of the GPU (default: from its name)')
+    r.add_argument('--loader-workers', type=int, nargs='+', default=[0, 2, 4, 8, 16],
+                   help='worker counts tried (those above the CPU cores are left out)')
+    r.add_argument('--loader-images', type=int, help='generated GTA5-layout images (default 32; 8 reduced)')
+    r.add_argument('--loader-batches', type=int, help='timed batches per worker count (default 40; 4 reduced)')
+    r.add_argument('--loss-curve', type=int, default=0, metavar='N',
+                   help='train SoRA N iterations in fp32 and bf16 from the same seed on the generated data')
+    r.add_argument('--data-dir', help='where to generate the data (default: a temporary folder, removed)')
+    a = p.add_argument_group('adapters suite')
+    a.add_argument('--img', type=int, default=112, help='ViT-B input size')
+    a.add_argument('--batch', type=int, default=2)
+    a.add_argument('--large-img', type=int, default=112, help='ViT-L input size (SoRA vs full, blocks 0-7 frozen)')
+    a.add_argument('--large-batch', type=int, default=1)
+    args = p.parse_args(argv)
+    suite = recipe if args.suite == 'recipe' else adapters
+    args.device = args.device or ('cuda' if args.suite == 'recipe' else 'cpu')
+    args.methods = args.methods or list(suite.METHODS)
+    unknown = [m for m in args.methods if m not in suite.METHODS]
+    if unknown:
+        p.error(f'--methods {unknown}: the {args.suite} suite has {", ".join(suite.METHODS)}')
+    args.steps = args.steps or (10 if args.suite == 'recipe' else 5)
+    args.warmup = (3 if args.suite == 'recipe' else 2) if args.warmup is None else args.warmup
+    return args
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--device', default='cpu')
-    p.add_argument('--img', type=int, default=112, help='ViT-B input size')
-    p.add_argument('--batch', type=int, default=2)
-    p.add_argument('--large-img', type=int, default=112, help='ViT-L input size (SoRA vs full, blocks 0-7 frozen)')
-    p.add_argument('--large-batch', type=int, default=1)
-    p.add_argument('--steps', type=int, default=5)
-    p.add_argument('--warmup', type=int, default=2)
-    p.add_argument('--json', help='also write the raw results here')
-    p.add_argument('--child', help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    if args.child:
-        job = json.loads(args.child)
-        kind = job.pop('kind')
-        fn = dict(train=measure_train, inference=measure_inference, svd=measure_svd)[kind]
-        print(json.dumps(fn(**job, device=args.device, **({} if kind == 'svd' else
-                                                          dict(steps=args.steps, warmup=args.warmup)))))
-        return
+    args = parse_args(argv)
+    suite = recipe if args.suite == 'recipe' else adapters
+    cpu = not args.device.startswith('cuda')
+    if cpu and args.suite == 'recipe':
+        recipe.warm_imports()
+    started = time.perf_counter()
 
-    import torch
-    env = (f'device {args.device}' + (f' ({torch.cuda.get_device_name()})' if args.device.startswith('cuda') else
-                                      f' ({os.cpu_count()} cores)') + f', torch {torch.__version__}')
-    res = dict(env=env, args=vars(args), vit_b={}, vit_l={})
-    for m in METHODS:
-        print(f'ViT-B {m} ...', file=sys.stderr)
-        res['vit_b'][m] = _child('train', args, method=m, arch=VIT_B, img=args.img, batch=args.batch)
-    for m in ('full', 'SoRA'):
-        print(f'ViT-L {m} (blocks 0-7 frozen) ...', file=sys.stderr)
-        res['vit_l'][m] = _child('train', args, method=m, arch=VIT_L, img=args.large_img, batch=args.large_batch,
-                                 frozen_blocks=8)
-    print('inference ...', file=sys.stderr)
-    res['inference'] = _child('inference', args, arch=VIT_B, img=args.img, batch=args.batch)
-    print('SoRA SVD init on ViT-L ...', file=sys.stderr)
-    res['svd'] = _child('svd', args)
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(res, f, indent=1)
-    print(report(res))
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
 
+    def run(job):
+        if args.time_budget is not None and time.perf_counter() - started > args.time_budget:
+            return dict(error=f'not run: the --time-budget of {args.time_budget:.0f} s was spent')
+        t = time.perf_counter()
+        job = dict(job, threads=args.threads)
+        out = run_in_fork(run_job, job) if cpu else run_in_subprocess(job)
+        log(f'  {job["kind"]}: {time.perf_counter() - t:.1f} s' + (f', error: {out["error"]}' if 'error' in out else ''))
+        return out
 
-def report(res) -> str:
-    b = res['vit_b']
-    a = res['args']
-    lines = [f'Run: {res["env"]}; ViT-B (DINOv2-B, patch 16) {a["img"]} px, batch {a["batch"]}; '
-             f'median of {a["steps"]} steps after {a["warmup"]} warm-up.', '',
-             '| method | trainable | step ms | x frozen | x full | peak MB | x frozen | x full |',
-             '|---|---:|---:|---:|---:|---:|---:|---:|']
-    fz, fu = b['frozen'], b['full']
-    for m, r in b.items():
-        if 'error' in r:
-            lines.append(f'| {m} | {r["error"][:60]} | | | | | | |')
-            continue
-        lines.append(f'| {m} | {r["trainable"]:,} | {r["step_ms"]:.0f} | {r["step_ms"] / fz["step_ms"]:.2f} | '
-                     f'{r["step_ms"] / fu["step_ms"]:.2f} | {r["peak_mb"]:.0f} | {r["peak_mb"] / fz["peak_mb"]:.2f} | '
-                     f'{r["peak_mb"] / fu["peak_mb"]:.2f} |')
-    lines.append('')
-    if 'error' not in b.get('PEFT-LoRA', {'error': 1}):
-        lines.append(f'Our LoRA (fused qkv, same shapes as PEFT) / PEFT LoRA step time: '
-                     f'**{b["LoRA-fused"]["step_ms"] / b["PEFT-LoRA"]["step_ms"]:.2f}** (target <= 1.0).')
-    else:
-        lines.append('PEFT LoRA: not measured (peft not installed).')
-    L = res['vit_l']
-    if 'error' not in L['SoRA'] and 'error' not in L['full']:
-        lines.append(f'ViT-L (DINOv2-L, patch 16, {a["large_img"]} px, batch {a["large_batch"]}), blocks 0-7 frozen: '
-                     f'SoRA / full step time **{L["SoRA"]["step_ms"] / L["full"]["step_ms"]:.2f}** (target <= 0.6), '
-                     f'peak memory **{L["SoRA"]["peak_mb"] / L["full"]["peak_mb"]:.2f}** (target <= 0.5).')
-    inf = res['inference']
-    if 'error' not in inf:
-        plain = min(inf['plain_ms'], inf['plain_ms_again'])
-        lines.append(f'Inference, ViT-B: plain {plain:.1f} ms, SoRA unmerged {inf["unmerged_ms"]:.1f} ms '
-                     f'({inf["unmerged_ms"] / plain:.2f}x), merged {inf["merged_ms"]:.1f} ms '
-                     f'(**{inf["merged_ms"] / plain:.2f}x**, target <= 1.02).')
-    if 'error' not in res['svd']:
-        lines.append(f'SoRA SVD initialisation, DINOv2-L blocks 8-23 (96 matrices): {res["svd"]["svd_init_s"]:.1f} s.')
-    return '\n'.join(lines)
+    def save(res):
+        """The JSON so far, replaced whole: a run stopped midway keeps every section that finished."""
+        if args.json:
+            with open(args.json + '.part', 'w') as f:
+                json.dump(res, f, indent=1)
+            os.replace(args.json + '.part', args.json)
+
+    res = suite.run_suite(args, run, log, save)
+    save(res)
+    md = suite.report(res)
+    if args.md:
+        with open(args.md, 'w') as f:
+            f.write(md + '\n')
+    print(md)
 
 
 if __name__ == '__main__':

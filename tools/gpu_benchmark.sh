@@ -6,10 +6,11 @@
 # Parts (each starts only while budget is left; a measurement in progress may run past it by its length):
 #   1. recipe_sora:  SoRA training step fp32 + bf16, backbone MFU, SVD initialisation, data loader (the targets)
 #   2. recipe_loss:  the LOSS_CURVE-iteration (200) bf16-vs-fp32 loss curves
-#   3. recipe_all:   every method, fp32 + bf16, without and with gradient checkpointing; slide inference; detection
+#   3. recipe_all:   every method (and DINOv3-L beside DINOv2-L), fp32 + bf16, without and with gradient
+#                    checkpointing, round-robin over 2 rounds; slide inference; detection
 # Files in RESULTS: log.txt (install, checks, tests, benchmark logs) and <part>.json / <part>.md.
 # PY=python skips the install and uses that interpreter; DEVICE=cpu BENCH_ARGS="--reduced ..." is the
-# CPU smoke run of this script (tests/test_benchmark_recipe.py).
+# CPU smoke run of this script (tests/test_benchmark.py).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RESULTS=${RESULTS:-gpu_results}
@@ -45,16 +46,18 @@ bench() {
   if (( budget <= 0 )); then say "$name: not run (budget spent)"; return; fi
   say "$name (time budget $budget s)"
   # shellcheck disable=SC2086  # BENCH_ARGS is a list of options
-  "$PY" tools/benchmark_recipe.py --device "$DEVICE" --time-budget "$budget" --json "$RESULTS/$name.json" \
+  "$PY" tools/benchmark.py --suite recipe --device "$DEVICE" --time-budget "$budget" --json "$RESULTS/$name.json" \
     --md "$RESULTS/$name.md" "$@" $BENCH_ARGS 2>&1 | tee -a "$log_file" >/dev/null
   local rc=${PIPESTATUS[0]}
   say "$name: exit $rc"
   (( rc == 0 )) || status=1
 }
 status=0
-bench recipe_sora --methods sora --grad-ckpt off --skip slide det
-bench recipe_loss --loss-curve "$LOSS_CURVE" --skip train mfu svd loader slide det
-bench recipe_all --methods frozen full lora pissa alore hta clora sora --skip svd loader  # SoRA last: part 1 has it
+bench recipe_sora --methods sora --grad-ckpt off --rounds 1 --skip slide det
+bench recipe_loss --loss-curve "$LOSS_CURVE" --rounds 1 --skip train mfu svd loader slide det
+# every method round-robin over 2 rounds, DINOv3-L beside DINOv2-L (its rows: frozen, full, lora, sora)
+bench recipe_all --methods frozen full lora pissa alore hta clora sora --backbones dinov2-l dinov3-l --rounds 2 \
+  --skip svd loader
 say "done"
 for f in "$RESULTS"/recipe_*.md; do
   if [[ -f "$f" ]]; then echo; echo "== $f"; cat "$f"; fi

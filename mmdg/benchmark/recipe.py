@@ -1,53 +1,31 @@
-"""Full-size recipe benchmark: DINOv2-L + Mask2Former at 512 px, batch 4, for every method, built from the
-real configs in configs/dg_seg through mmengine's registries (default scope mmdg), trained through the
-config's optimizer wrapper (its optimizer and paramwise settings).
+"""The recipe suite: DINOv2-L (and DINOv3-L) + Mask2Former at 512 px, batch 4, built from the real configs in
+configs/dg_seg through mmengine's registries (default scope mmdg), trained through the config's optimizer
+wrapper (its optimizer and paramwise settings); the SoRA detection config; the data loader; SoRA's SVD; loss
+curves in fp32 and bf16. ``tools/benchmark.py --suite recipe`` runs it (sections and options there).
 
-    python tools/benchmark_recipe.py --device cuda --json recipe.json --md recipe.md
-    python tools/benchmark_recipe.py --device cuda --loss-curve 200 \
-        --skip train mfu svd loader slide det
-    python tools/benchmark_recipe.py --device cpu --reduced --methods sora frozen     # smoke run, seconds
-
-Sections (``--skip`` leaves some out):
-  train   training step (forward + backward + optimizer step through the optim wrapper) per method, fp32
-          and bf16 AMP (mmengine's AmpOptimWrapper), each with and without the backbone's gradient
-          checkpointing: median step time, images/s, peak memory (CUDA: max allocated; CPU: resident set
-          size sampled during the steps), trainable parameters.
-  mfu     backbone forward + backward FLOPs (torch.utils.flop_counter, counted once per method) over the
-          measured backbone forward + backward time and the GPU's bf16 dense peak (--peak-tflops).
-  svd     SoRA's SVD initialisation on DINOv2-L blocks 8-23 (random weights).
-  loader  the recipe's train dataloader (its real pipeline) on generated GTA5-layout data (1914x1052),
-          images/s per worker count, beside the training step's images/s.
-  slide   sliding-window inference per image at 2048x1024 (the config's test_cfg), fp32 and bf16.
-  det     the SoRA DINOv2-L detection config's training step at its crop size and batch.
-``--loss-curve N`` trains SoRA N iterations on the generated data in fp32 and in bf16 from the same seed
-(and fp32 from another seed, the run-to-run noise to compare with) and writes the curves to the JSON.
-
-Every measurement runs in a process of its own so that its peak memory is its own: a fresh subprocess on
-a GPU, a fork of the already-imported parent on a CPU (importing mmseg + mmdet costs more than a reduced
-measurement). ``--reduced`` shrinks everything (4-block ViT of width 64, a narrow Mask2Former, 64 px
-crops, 128x64 data, slide at 256x128) to check that every section runs, not to measure performance.
+Each ``measure_*`` runs in a process of its own (:mod:`mmdg.benchmark.rounds`): a fork of the warm parent on a
+CPU, a fresh interpreter on a GPU. ``reduced`` shrinks every config to toy size (:mod:`mmdg.testing`) to check
+that every section runs, not to measure performance.
 """
-import argparse
 import copy
-import json
+import glob
 import os
 import os.path as osp
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-import traceback
 
 from mmdg.adapters import ADAPTERS
 from mmdg.utils.profiling import RssSampler, release_freed_heap, sync
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 #: The two baselines and every linear adapter of the registry (its recipe config is configs/dg_seg/<method>/).
 METHODS = ('frozen', 'full', *(n.lower() for n, c in ADAPTERS.items() if c.target_kind == 'linear'))
+#: Backbones with recipe configs; DINOv3-L has them for the methods in DINOV3_METHODS.
+BACKBONES = ('dinov2-l', 'dinov3-l')
+DINOV3_METHODS = ('frozen', 'full', 'lora', 'sora')
 SECTIONS = ('train', 'mfu', 'svd', 'loader', 'slide', 'det')
-SEG_CONFIG = 'configs/dg_seg/{m}/{m}_dinov2-l_mask2former_1xb4-40k_gta5-to-cbm-512x512.py'
+SEG_CONFIG = 'configs/dg_seg/{m}/{m}_{backbone}_mask2former_1xb4-40k_gta5-to-cbm-512x512.py'
 DET_CONFIG = 'configs/dg_det/sora/sora_dinov2-l_dino_40k_dwd-1024.py'
 #: bf16 dense (no sparsity) peak TFLOP/s, matched against torch.cuda.get_device_name() in this order.
 PEAK_TFLOPS = (('H100 PCIe', 756.0), ('H100', 989.0), ('H200', 989.0), ('A100', 312.0))
@@ -57,9 +35,13 @@ SLIDE_SIZE = (1024, 2048)  # (h, w) of a Cityscapes frame
 
 # ----------------------------------------------------------------------------------------------------
 # Configs
-def seg_config(method: str, reduced: bool, data_root: str = None):
+def seg_config(method: str, reduced: bool, data_root: str = None, backbone: str = 'dinov2-l'):
     from mmengine.config import Config
-    cfg = Config.fromfile(osp.join(REPO, SEG_CONFIG.format(m=method)))
+    pattern = SEG_CONFIG.format(m=method, backbone=backbone)
+    found = sorted(glob.glob(osp.join(REPO, pattern)))
+    if not found:
+        raise FileNotFoundError(f'no recipe config {pattern} ({method} on {backbone})')
+    cfg = Config.fromfile(found[0])
     cfg.model.backbone.pretrained = None  # random weights: timing and memory do not depend on them
     if reduced:  # the recipe's structure at toy size (mmdg.testing, as the tests use it)
         from mmdg.testing import toy_data, toy_model
@@ -220,10 +202,10 @@ def _counts(model):
 
 # ----------------------------------------------------------------------------------------------------
 # Measurements (one per process)
-def measure_train(method, precision, grad_ckpt, device, reduced, steps, warmup):
+def measure_train(method, precision, grad_ckpt, device, reduced, steps, warmup, backbone='dinov2-l'):
     import math
     _init(device)
-    cfg = seg_config(method, reduced)
+    cfg = seg_config(method, reduced, backbone=backbone)
     cfg.model.backbone.grad_checkpointing = grad_ckpt
     model = _build(cfg, device)
     model.train()
@@ -259,11 +241,11 @@ def _sdpa_cpu_flops():
     return mapping
 
 
-def measure_mfu(method, precision, device, reduced, steps, warmup, peak_tflops=None):
+def measure_mfu(method, precision, device, reduced, steps, warmup, peak_tflops=None, backbone='dinov2-l'):
     import torch
     from torch.utils.flop_counter import FlopCounterMode
     _init(device)
-    cfg = seg_config(method, reduced)
+    cfg = seg_config(method, reduced, backbone=backbone)
     bb = _build(cfg, device).backbone
     bb.train()
     batch = cfg.train_dataloader.batch_size
@@ -361,11 +343,11 @@ def measure_loader(device, reduced, data_root, workers, batches):
                 img_s=batches * loader.batch_size / secs)
 
 
-def measure_slide(method, precision, device, reduced, steps, warmup):
+def measure_slide(method, precision, device, reduced, steps, warmup, backbone='dinov2-l'):
     import torch
     from mmseg.structures import SegDataSample
     _init(device)
-    cfg = seg_config(method, reduced)
+    cfg = seg_config(method, reduced, backbone=backbone)
     model = _build(cfg, device).eval()
     h, w = (128, 256) if reduced else SLIDE_SIZE
     img = torch.randint(0, 256, (3, h, w), dtype=torch.uint8)
@@ -420,215 +402,7 @@ def measure_loss_curve(precision, seed, iters, device, reduced, data_root, worke
 
 
 MEASURES = dict(train=measure_train, mfu=measure_mfu, svd=measure_svd, loader=measure_loader, slide=measure_slide,
-                det=measure_det, gen=generate_gta5, loss_curve=measure_loss_curve)
-
-
-# ----------------------------------------------------------------------------------------------------
-# Running measurements in processes of their own
-def _run_job(job: dict) -> dict:
-    job = dict(job)
-    threads = job.pop('threads', None)
-    if threads:
-        import torch
-        torch.set_num_threads(threads)
-    return MEASURES[job.pop('kind')](**job)
-
-
-def _in_fork(job: dict) -> dict:
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: measure, send the JSON back, leave without the parent's clean-up
-        os.close(r)
-        try:
-            out = json.dumps(_run_job(job))
-        except BaseException as e:  # noqa: B902  (anything a measurement raises is its result)
-            traceback.print_exc()
-            out = json.dumps(dict(error=f'{type(e).__name__}: {e}'[:300]))
-        with os.fdopen(w, 'w') as f:
-            f.write(out)
-        os._exit(0)
-    os.close(w)
-    with os.fdopen(r) as f:
-        text = f.read()
-    _, status = os.waitpid(pid, 0)
-    return json.loads(text) if text else dict(error=f'measurement process died (status {status})')
-
-
-def _in_subprocess(job: dict) -> dict:
-    res = subprocess.run([sys.executable, osp.abspath(__file__), '--child', json.dumps(job)],
-                         capture_output=True, text=True, cwd=REPO)
-    if res.returncode:
-        sys.stderr.write(res.stderr[-3000:])
-        return dict(error=(res.stderr.strip().splitlines() or ['failed'])[-1][:300])
-    return json.loads(res.stdout.strip().splitlines()[-1])
-
-
-def _warm_imports():
-    """What every CPU measurement needs, imported once before forking (no CUDA is touched here)."""
-    import mmdet.models  # noqa: F401
-    import mmseg.models  # noqa: F401
-    from mmengine.registry import init_default_scope
-    import mmdg.datasets  # noqa: F401
-    import mmdg.engine  # noqa: F401
-    import mmdg.models  # noqa: F401
-    init_default_scope('mmdg')
-
-
-def environment(device: str) -> dict:
-    import torch
-    env = dict(torch=torch.__version__, cuda=torch.version.cuda, cpu_cores=_cores())
-    if device.startswith('cuda'):
-        env['device'] = torch.cuda.get_device_name(device)
-    else:
-        env['device'] = f'CPU, {_cores()} cores'
-    return env
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
-
-
-def default_peak_tflops(device_name: str):
-    for key, tflops in PEAK_TFLOPS:
-        if key.lower() in device_name.lower():
-            return tflops
-    return None
-
-
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--device', default='cuda', help='cuda, cuda:N or cpu')
-    p.add_argument('--reduced', action='store_true', help='toy sizes (a smoke run of every section)')
-    p.add_argument('--methods', nargs='+', default=list(METHODS), choices=METHODS)
-    p.add_argument('--steps', type=int, default=10, help='timed steps (medians)')
-    p.add_argument('--warmup', type=int, default=3)
-    p.add_argument('--precisions', nargs='+', default=['fp32', 'bf16'], choices=['fp32', 'bf16'])
-    p.add_argument('--grad-ckpt', nargs='+', default=['off', 'on'], choices=['off', 'on'],
-                   help="training rows without / with the backbone's gradient checkpointing")
-    p.add_argument('--skip', nargs='*', default=[], choices=SECTIONS)
-    p.add_argument('--peak-tflops', type=float, help='bf16 dense peak of the GPU (default: from its name)')
-    p.add_argument('--loader-workers', type=int, nargs='+', default=[0, 2, 4, 8, 16],
-                   help='worker counts tried (those above the CPU cores are left out)')
-    p.add_argument('--loader-images', type=int, help='generated GTA5-layout images (default 32; 8 reduced)')
-    p.add_argument('--loader-batches', type=int, help='timed batches per worker count (default 40; 4 reduced)')
-    p.add_argument('--loss-curve', type=int, default=0, metavar='N',
-                   help='train SoRA N iterations in fp32 and bf16 from the same seed on the generated data')
-    p.add_argument('--data-dir', help='where to generate the data (default: a temporary folder, removed)')
-    p.add_argument('--threads', type=int, help='torch CPU threads per measurement (default: torch\'s own; 1 '
-                   'keeps a reduced run on a busy CPU from stalling on thread synchronisation)')
-    p.add_argument('--time-budget', type=float, metavar='S',
-                   help='start no measurement after S seconds (those left are recorded as not run): for a '
-                   'machine lent for a fixed time')
-    p.add_argument('--json', help='write the results here (rewritten after every measurement)')
-    p.add_argument('--md', help='write the markdown tables here')
-    p.add_argument('--child', help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    if args.child:
-        print(json.dumps(_run_job(json.loads(args.child))))
-        return
-
-    cpu = not args.device.startswith('cuda')
-    if cpu:
-        _warm_imports()
-    runner = _in_fork if cpu else _in_subprocess
-
-    env = environment(args.device)
-    env['torch_threads'] = args.threads or 'default'
-    peak = args.peak_tflops or (None if cpu else default_peak_tflops(env['device']))
-    common = dict(device=args.device, reduced=args.reduced)
-    timing = dict(common, steps=args.steps, warmup=args.warmup)
-    res = dict(env=env, args={k: v for k, v in vars(args).items() if k != 'child'}, peak_tflops=peak)
-    started = time.perf_counter()
-
-    def save():
-        """The JSON so far, replaced whole: a run stopped midway keeps every measurement that finished."""
-        if args.json:
-            with open(args.json + '.part', 'w') as f:
-                json.dump(res, f, indent=1)
-            os.replace(args.json + '.part', args.json)
-
-    def run(job):
-        save()
-        t = time.perf_counter()
-        if args.time_budget is not None and t - started > args.time_budget:
-            out = dict(error=f'not run: the --time-budget of {args.time_budget:.0f} s was spent')
-        else:
-            out = runner(dict(job, threads=args.threads))
-        log(f'  {time.perf_counter() - t:.1f} s' + (f', error: {out["error"]}' if 'error' in out else ''))
-        return out
-
-    def log(msg):
-        print(msg, file=sys.stderr, flush=True)
-
-    if 'train' not in args.skip:
-        res['train'] = {}
-        for m in args.methods:
-            res['train'][m] = {}
-            for prec in args.precisions:
-                for ck in args.grad_ckpt:
-                    key = prec + ('+ckpt' if ck == 'on' else '')
-                    log(f'train {m} {key} ...')
-                    res['train'][m][key] = run(dict(kind='train', method=m, precision=prec, grad_ckpt=ck == 'on',
-                                                    **timing))
-    if 'mfu' not in args.skip:
-        res['mfu'] = {}
-        for m in args.methods:
-            log(f'backbone FLOPs and fwd+bwd time {m} ...')
-            res['mfu'][m] = run(dict(kind='mfu', method=m, precision='fp32' if cpu else 'bf16', peak_tflops=peak,
-                                     **timing))
-    if 'svd' not in args.skip:
-        log('SoRA SVD initialisation ...')
-        res['svd'] = run(dict(kind='svd', **common))
-
-    need_data = 'loader' not in args.skip or args.loss_curve
-    tmp = None
-    if need_data:
-        root = args.data_dir
-        if not root:
-            tmp = tempfile.TemporaryDirectory(prefix='mmdg_recipe_bench_')
-            root = tmp.name
-        n = args.loader_images or (8 if args.reduced else 32)
-        size = (64, 128) if args.reduced else GTA5_SIZE
-        log(f'generating {n} GTA5-layout images of {size[1]}x{size[0]} ...')
-        res['data'] = run(dict(kind='gen', root=root, n=n, size=size, workers=min(_cores(), 16)))
-    try:
-        if 'loader' not in args.skip:
-            res['loader'] = {}
-            batches = args.loader_batches or (4 if args.reduced else 40)
-            for nw in [w for w in args.loader_workers if w <= _cores()]:
-                log(f'data loader, {nw} workers ...')
-                res['loader'][str(nw)] = run(dict(kind='loader', data_root=root, workers=nw, batches=batches,
-                                                  **common))
-        if args.loss_curve:
-            res['loss_curve'] = {}
-            workers = min(4, _cores())
-            for name, prec, seed in (('fp32', 'fp32', 0), ('bf16', 'bf16', 0), ('fp32_seed1', 'fp32', 1)):
-                log(f'loss curve {name}, {args.loss_curve} iterations ...')
-                res['loss_curve'][name] = run(dict(kind='loss_curve', precision=prec, seed=seed,
-                                                   iters=args.loss_curve, data_root=root, workers=workers, **common))
-            res['loss_curve']['summary'] = loss_curve_summary(res['loss_curve'])
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
-    if 'slide' not in args.skip:
-        res['slide'] = {}
-        for m in args.methods:
-            res['slide'][m] = {}
-            for prec in args.precisions:
-                log(f'slide inference {m} {prec} ...')
-                res['slide'][m][prec] = run(dict(kind='slide', method=m, precision=prec, **timing))
-    if 'det' not in args.skip:
-        res['det'] = {}
-        for prec in args.precisions:
-            log(f'detection {prec} ...')
-            res['det'][prec] = run(dict(kind='det', precision=prec, **timing))
-
-    save()
-    md = report(res)
-    if args.md:
-        with open(args.md, 'w') as f:
-            f.write(md + '\n')
-    print(md)
+               det=measure_det, gen=generate_gta5, loss_curve=measure_loss_curve)
 
 
 def loss_curve_summary(curves: dict) -> dict:
@@ -649,33 +423,181 @@ def loss_curve_summary(curves: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------------
+# The suite: every section round-robin over its rows
+def environment(device: str) -> dict:
+    import torch
+    env = dict(torch=torch.__version__, cuda=torch.version.cuda, cpu_cores=cores())
+    env['device'] = torch.cuda.get_device_name(device) if device.startswith('cuda') else f'CPU, {cores()} cores'
+    return env
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
+
+
+def default_peak_tflops(device_name: str):
+    for key, tflops in PEAK_TFLOPS:
+        if key.lower() in device_name.lower():
+            return tflops
+    return None
+
+
+def warm_imports():
+    """What every CPU measurement needs, imported once before forking (no CUDA is touched here)."""
+    import mmdet.models  # noqa: F401
+    import mmseg.models  # noqa: F401
+    from mmengine.registry import init_default_scope
+
+    import mmdg.datasets  # noqa: F401
+    import mmdg.engine  # noqa: F401
+    import mmdg.models  # noqa: F401
+    init_default_scope('mmdg')
+
+
+def methods_of(backbone: str, methods) -> list:
+    return [m for m in methods if backbone == 'dinov2-l' or m in DINOV3_METHODS]
+
+
+def _nest(flat: dict) -> dict:
+    """``{(a, b, c): x}`` -> ``{a: {b: {c: x}}}``."""
+    out = {}
+    for key, value in flat.items():
+        node = out
+        for k in key[:-1]:
+            node = node.setdefault(k, {})
+        node[key[-1]] = value
+    return out
+
+
+def run_suite(o, run, log, save) -> dict:
+    """Every section of ``o`` (the parsed options of ``tools/benchmark.py --suite recipe``), each row measured
+    by ``run(job)`` round-robin over ``o.rounds`` rounds; ``save(res)`` after every section."""
+    import tempfile
+
+    from mmdg.benchmark.rounds import paired_ratio, round_robin, summarize
+    cpu = not o.device.startswith('cuda')
+    env = environment(o.device)
+    env['torch_threads'] = o.threads or 'default'
+    peak = o.peak_tflops or (None if cpu else default_peak_tflops(env['device']))
+    common = dict(device=o.device, reduced=o.reduced)
+    timing = dict(common, steps=o.steps, warmup=o.warmup)
+    res = dict(env=env, args={k: v for k, v in vars(o).items()}, peak_tflops=peak)
+
+    def rows(keys, make_job, rounds=o.rounds):
+        return round_robin(keys, make_job, rounds, run, log)
+
+    if 'train' not in o.skip:
+        keys = [(bb, m, p + ('+ckpt' if ck == 'on' else '')) for bb in o.backbones for m in methods_of(bb, o.methods)
+                for p in o.precisions for ck in o.grad_ckpt]
+        raw = rows(keys, lambda k: dict(kind='train', backbone=k[0], method=k[1], precision=k[2].split('+')[0],
+                                        grad_ckpt=k[2].endswith('+ckpt'), **timing))
+        res['train'] = _nest({k: summarize(v) for k, v in raw.items()})
+        ratios = {}
+        for bb, m, key in keys:  # every ratio from the same rounds: SoRA vs full / frozen, DINOv3-L vs DINOv2-L
+            for other in ('full', 'frozen'):
+                if m == 'sora' and (bb, other, key) in raw:
+                    ratios[(bb, key, f'sora/{other}')] = {f: paired_ratio(raw[(bb, m, key)], raw[(bb, other, key)], f)
+                                                          for f in ('step_s', 'peak_mb')}
+            if bb != 'dinov2-l' and ('dinov2-l', m, key) in raw:
+                ratios[(bb, key, f'{m}: {bb}/dinov2-l')] = {
+                    f: paired_ratio(raw[(bb, m, key)], raw[('dinov2-l', m, key)], f) for f in ('step_s', 'peak_mb')}
+        res['ratios'] = _nest(ratios)
+        save(res)
+    if 'mfu' not in o.skip:
+        keys = [(bb, m) for bb in o.backbones for m in methods_of(bb, o.methods)]
+        raw = rows(keys, lambda k: dict(kind='mfu', backbone=k[0], method=k[1], precision='fp32' if cpu else 'bf16',
+                                        peak_tflops=peak, **timing))
+        res['mfu'] = _nest({k: summarize(v) for k, v in raw.items()})
+        save(res)
+    if 'svd' not in o.skip:
+        res['svd'] = summarize(rows(['svd'], lambda k: dict(kind='svd', **common))['svd'])
+        save(res)
+    tmp = None
+    if 'loader' not in o.skip or o.loss_curve:
+        root = o.data_dir
+        if not root:
+            tmp = tempfile.TemporaryDirectory(prefix='mmdg_recipe_bench_')
+            root = tmp.name
+        n = o.loader_images or (8 if o.reduced else 32)
+        size = (64, 128) if o.reduced else GTA5_SIZE
+        log(f'generating {n} GTA5-layout images of {size[1]}x{size[0]} ...')
+        res['data'] = run(dict(kind='gen', root=root, n=n, size=size, workers=min(cores(), 16)))
+    try:
+        if 'loader' not in o.skip:
+            batches = o.loader_batches or (4 if o.reduced else 40)
+            keys = [str(w) for w in o.loader_workers if w <= cores()]
+            raw = rows(keys, lambda k: dict(kind='loader', data_root=root, workers=int(k), batches=batches, **common))
+            res['loader'] = {k: summarize(v) for k, v in raw.items()}
+            save(res)
+        if o.loss_curve:  # one run per curve: a curve is its own repetition
+            res['loss_curve'] = {}
+            for name, prec, seed in (('fp32', 'fp32', 0), ('bf16', 'bf16', 0), ('fp32_seed1', 'fp32', 1)):
+                log(f'loss curve {name}, {o.loss_curve} iterations ...')
+                res['loss_curve'][name] = run(dict(kind='loss_curve', precision=prec, seed=seed, iters=o.loss_curve,
+                                                   data_root=root, workers=min(4, cores()), **common))
+            res['loss_curve']['summary'] = loss_curve_summary(res['loss_curve'])
+            save(res)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    if 'slide' not in o.skip:
+        keys = [(bb, m, p) for bb in o.backbones for m in methods_of(bb, o.methods) for p in o.precisions]
+        raw = rows(keys, lambda k: dict(kind='slide', backbone=k[0], method=k[1], precision=k[2], **timing))
+        res['slide'] = _nest({k: summarize(v) for k, v in raw.items()})
+        save(res)
+    if 'det' not in o.skip:
+        raw = rows(list(o.precisions), lambda k: dict(kind='det', precision=k, **timing))
+        res['det'] = {k: summarize(v) for k, v in raw.items()}
+        save(res)
+    return res
+
+
+# ----------------------------------------------------------------------------------------------------
 # Markdown
 def _f(x, fmt='{:.3f}'):
     return '-' if x is None else fmt.format(x)
 
 
+def _spread(r: dict, key: str, fmt: str = '{:.3f}') -> str:
+    """``median (min-max)`` over rounds, or the median alone when the rounds agree or there was one."""
+    lo_hi = r.get(f'{key}_range')
+    return _f(r.get(key), fmt) + (f' ({fmt.format(lo_hi[0])}-{fmt.format(lo_hi[1])})' if lo_hi else '')
+
+
 def report(res: dict) -> str:
     env, a = res['env'], res['args']
     size = 'REDUCED sizes (smoke run, not a performance figure)' if a['reduced'] else 'full size'
-    lines = [f'Run: {env["device"]}, torch {env["torch"]}, CUDA {env["cuda"]}; {size}; '
-             f'median of {a["steps"]} steps after {a["warmup"]} warm-up.', '']
+    lines = [f'Run: {env["device"]}, torch {env["torch"]}, CUDA {env["cuda"]}; {size}; per row the median '
+             f'over {a["rounds"]} round(s) (range in brackets) of each round\'s median of {a["steps"]} steps after '
+             f'{a["warmup"]} warm-up; the rows of a table were measured round-robin.', '']
     train = res.get('train', {})
     if train:
-        lines += ['| method | trainable (backbone) | precision | s/iter | img/s | peak MB | s/iter, grad ckpt '
-                  '| peak MB, grad ckpt |', '|---|---:|---|---:|---:|---:|---:|---:|']
-        for m, rows in train.items():
-            for prec in a['precisions']:
-                r, c = rows.get(prec, {}), rows.get(prec + '+ckpt', {})
-                ref = r if 'trainable' in r else c
-                if 'error' in r or 'error' in c:
-                    lines.append(f'| {m} | | {prec} | error: {(r.get("error") or c.get("error"))[:80]} | | | | |')
-                    continue
-                lines.append(f'| {m} | {ref.get("trainable", 0):,} ({ref.get("backbone_trainable", 0):,}) | {prec} '
-                             f'| {_f(r.get("step_s"))} | {_f(r.get("img_s"), "{:.1f}")} '
-                             f'| {_f(r.get("peak_mb"), "{:.0f}")} '
-                             f'| {_f(c.get("step_s"))} | {_f(c.get("peak_mb"), "{:.0f}")} |')
+        lines += ['| backbone | method | trainable (backbone) | precision | s/iter | img/s | peak MB | s/iter, grad ckpt '
+                  '| peak MB, grad ckpt |', '|---|---|---:|---|---:|---:|---:|---:|---:|']
+        for bb, methods in train.items():
+            for m, rows in methods.items():
+                for prec in a['precisions']:
+                    r, c = rows.get(prec, {}), rows.get(prec + '+ckpt', {})
+                    ref = r if 'trainable' in r else c
+                    if 'error' in r or 'error' in c:
+                        lines.append(f'| {bb} | {m} | | {prec} | error: {(r.get("error") or c.get("error"))[:80]} '
+                                     '| | | | |')
+                        continue
+                    lines.append(f'| {bb} | {m} | {ref.get("trainable", 0):,} ({ref.get("backbone_trainable", 0):,}) '
+                                 f'| {prec} | {_spread(r, "step_s")} | {_f(r.get("img_s"), "{:.1f}")} '
+                                 f'| {_f(r.get("peak_mb"), "{:.0f}")} '
+                                 f'| {_spread(c, "step_s")} | {_f(c.get("peak_mb"), "{:.0f}")} |')
         lines.append('')
-        sora = train.get('sora', {}).get('bf16', {})
+        for bb, keys in res.get('ratios', {}).items():
+            for key, pairs in keys.items():
+                for name, fields in pairs.items():
+                    t, mem = fields.get('step_s') or {}, fields.get('peak_mb') or {}
+                    if t:
+                        lines.append(f'- {bb} {key}, {name}: step time **{t["median"]:.2f}** '
+                                     f'({t["range"][0]:.2f}-{t["range"][1]:.2f} over {t["rounds"]} rounds)'
+                                     + (f', peak memory **{mem["median"]:.2f}**' if mem else ''))
+        lines.append('')
+        sora = train.get('dinov2-l', {}).get('sora', {}).get('bf16', {})
         if 'step_s' in sora and not a['reduced']:
             hours = 40000 * sora['step_s'] / 3600
             lines.append(f'SoRA bf16: {sora["step_s"]:.3f} s/iter -> 40k iterations in {hours:.1f} h '
@@ -684,15 +606,16 @@ def report(res: dict) -> str:
     mfu = res.get('mfu', {})
     if mfu:
         unit = 'GFLOP/s' if env['device'].startswith('CPU') else 'TFLOP/s'
-        lines += [f'| method | backbone fwd+bwd GFLOP | precision | fwd+bwd s | achieved {unit} | MFU |',
-                  '|---|---:|---|---:|---:|---:|']
-        for m, r in mfu.items():
-            if 'error' in r:
-                lines.append(f'| {m} | error: {r["error"][:80]} | | | | |')
-                continue
-            lines.append(f'| {m} | {r["flops"] / 1e9:,.4g} | {r["precision"]} | {r["fwd_bwd_s"]:.4f} '
-                         f'| {r["achieved_gflops"] if unit == "GFLOP/s" else r["achieved_tflops"]:,.3g} '
-                         f'| {_f(r.get("mfu"), "{:.1%}")} |')
+        lines += [f'| backbone | method | backbone fwd+bwd GFLOP | precision | fwd+bwd s | achieved {unit} | MFU |',
+                  '|---|---|---:|---|---:|---:|---:|']
+        for bb, methods in mfu.items():
+            for m, r in methods.items():
+                if 'error' in r:
+                    lines.append(f'| {bb} | {m} | error: {r["error"][:80]} | | | | |')
+                    continue
+                lines.append(f'| {bb} | {m} | {r["flops"] / 1e9:,.4g} | {r["precision"]} | {_spread(r, "fwd_bwd_s", "{:.4f}")} '
+                             f'| {r["achieved_gflops"] if unit == "GFLOP/s" else r["achieved_tflops"]:,.3g} '
+                             f'| {_f(r.get("mfu"), "{:.1%}")} |')
         lines += ['', f'MFU against a bf16 dense peak of {_f(res.get("peak_tflops"), "{:.0f}")} TFLOP/s '
                   '(target >= 40 %; "-": no GPU peak, achieved FLOP/s only).', '']
     svd = res.get('svd')
@@ -704,7 +627,7 @@ def report(res: dict) -> str:
         lines.append('')
     loader = res.get('loader', {})
     if loader:
-        step = train.get('sora', {}).get('bf16', {}).get('img_s')
+        step = train.get('dinov2-l', {}).get('sora', {}).get('bf16', {}).get('img_s')
         d = res.get('data', {})
         lines += [f'Data loader: the recipe\'s train pipeline on {d.get("images")} generated GTA5-layout images of '
                   f'{d.get("size_hw", [0, 0])[1]}x{d.get("size_hw", [0, 0])[0]}; SoRA bf16 training step: '
@@ -717,17 +640,19 @@ def report(res: dict) -> str:
         lines += ['', 'loader / step >= 1: the GPU does not wait for data.', '']
     slide = res.get('slide', {})
     if slide:
-        hw = next((r['image_hw'] for rows in slide.values() for r in rows.values() if 'image_hw' in r), [0, 0])
+        hw = next((r['image_hw'] for ms in slide.values() for rows in ms.values() for r in rows.values()
+                   if 'image_hw' in r), [0, 0])
         lines += [f'Slide inference, one {hw[1]}x{hw[0]} image (the config\'s test_cfg):', '',
-                  '| method | ' + ' | '.join(f'{p} s/img | {p} peak MB' for p in a['precisions']) + ' |',
-                  '|---|' + '---:|---:|' * len(a['precisions'])]
-        for m, rows in slide.items():
-            cells = []
-            for p in a['precisions']:
-                r = rows.get(p, {})
-                cells += ([f'error: {r["error"][:60]}', ''] if 'error' in r else
-                          [_f(r.get('s_per_img')), _f(r.get('peak_mb'), '{:.0f}')])
-            lines.append(f'| {m} | ' + ' | '.join(cells) + ' |')
+                  '| backbone | method | ' + ' | '.join(f'{p} s/img | {p} peak MB' for p in a['precisions']) + ' |',
+                  '|---|---|' + '---:|---:|' * len(a['precisions'])]
+        for bb, methods in slide.items():
+            for m, rows in methods.items():
+                cells = []
+                for p in a['precisions']:
+                    r = rows.get(p, {})
+                    cells += ([f'error: {r["error"][:60]}', ''] if 'error' in r else
+                              [_spread(r, 's_per_img'), _f(r.get('peak_mb'), '{:.0f}')])
+                lines.append(f'| {bb} | {m} | ' + ' | '.join(cells) + ' |')
         lines.append('')
     det = res.get('det', {})
     if det:
@@ -747,7 +672,3 @@ def report(res: dict) -> str:
             f'{lc["fp32_seed1_vs_fp32"]:.4f}; final (moving average of 10) fp32 {lc["final_fp32"]:.3f}, '
             f'bf16 {lc["final_bf16"]:.3f}.' if 'error' not in lc else lc['error']))
     return '\n'.join(lines).rstrip()
-
-
-if __name__ == '__main__':
-    main()
