@@ -518,7 +518,7 @@ def test_released_detection_checkpoint_converts(run_tool, tmp_path):
     model.eval()
     own = model.state_dict()
     # every official head tensor is in the converted model, unchanged, under its mmdg name
-    from mmdg.convert.soma import official_codino_key
+    from mmdg.convert.codino import official_codino_key
     for k, v in heads.items():
         assert torch.equal(own[official_codino_key(k)], v), k
     merged = merge_like_official(converted, released)
@@ -534,7 +534,7 @@ def test_released_detection_checkpoint_converts(run_tool, tmp_path):
 
 
 def test_detection_checkpoint_with_a_foreign_tensor_is_refused():
-    from mmdg.convert.soma import codino_soma_to_mmdg
+    from mmdg.convert.codino import codino_soma_to_mmdg
     with pytest.raises(CheckpointError, match='no place'):
         codino_soma_to_mmdg({}, {'query_head.transformer.pos_trans.weight': torch.zeros(1)}, torch.nn.Module())
 
@@ -632,7 +632,7 @@ def test_released_detection_decoder_equals_the_reference(tmp_path):
     """The converted Co-DINO's last decoder layer (class logits, boxes) equals DINO's inference written
     directly on the official tensors."""
     from mmdet.structures import DetDataSample
-    from mmdg.convert.soma import codino_soma_to_mmdg
+    from mmdg.convert.codino import codino_soma_to_mmdg
     from mmengine.config import DictAction
     rnd = Random(7)
     dinov2 = meta_dinov2(SMALL['dim'], SMALL['depth'], rnd)
@@ -674,7 +674,7 @@ def test_released_detection_layout_of_the_official_model_converts_completely():
     """Every tensor of the released detection file, named and shaped as the official DGOD model and its
     extraction script make it (not as we wrote it by hand), has its place in mmdg's full-size Co-DINO, and
     every tensor of that model is filled: an unmapped, unexpected, missing or mis-shaped key fails here."""
-    from mmdg.convert.soma import codino_soma_to_mmdg
+    from mmdg.convert.codino import codino_soma_to_mmdg
     manifest = official_manifest('soma_dgod_manifest.json')
     released = {k: torch.empty(shape, device='meta') for k, shape in manifest['released'].items()}
     assert {'query_head.transformer.decoder.ref_point_head.0.weight',

@@ -228,3 +228,22 @@ def test_demos_use_the_checked_loaders(config):
         assert 'LoadImageChecked' in types and 'LoadImageFromFile' not in types and 'mmdet.LoadImageFromFile' not in types
         if 'demo/' in config:
             assert 'LoadAnnotationsChecked' in types
+
+
+def test_atomic_open_leaves_the_old_file_when_the_writer_fails(tmp_path):
+    """Tables, JSON and lists the tools write go through atomic_open: an error (a full disk) midway keeps the
+    previous file whole and leaves no temporary behind."""
+    import json
+
+    from mmdg.utils.atomic import atomic_open
+    path = tmp_path / 'results.json'
+    with atomic_open(str(path)) as f:
+        json.dump(dict(a=1), f)
+    with pytest.raises(OSError):
+        with atomic_open(str(path)) as f:
+            f.write('{"a": ')
+            raise OSError(28, 'No space left on device')
+    assert json.loads(path.read_text()) == dict(a=1) and [p.name for p in tmp_path.iterdir()] == ['results.json']
+    with pytest.raises(ValueError, match='whole files'):
+        with atomic_open(str(path), 'a'):
+            pass

@@ -25,13 +25,13 @@ toy size (4-block ViT of width 64, narrow heads, 64 px crops): every section run
 """
 import argparse
 import json
-import os
 import sys
 import time
 
 from mmdg.benchmark import adapters, recipe
 from mmdg.benchmark.jobs import run_job
 from mmdg.benchmark.rounds import run_in_fork, run_in_subprocess
+from mmdg.utils.atomic import atomic_open
 from mmdg.utils.tool_config import positive_int
 
 
@@ -104,15 +104,14 @@ def main(argv=None):
     def save(res):
         """The JSON so far, replaced whole: a run stopped midway keeps every section that finished."""
         if args.json:
-            with open(args.json + '.part', 'w') as f:
+            with atomic_open(args.json) as f:
                 json.dump(res, f, indent=1)
-            os.replace(args.json + '.part', args.json)
 
     res = suite.run_suite(args, run, log, save)
     save(res)
     md = suite.report(res)
     if args.md:
-        with open(args.md, 'w') as f:
+        with atomic_open(args.md) as f:
             f.write(md + '\n')
     print(md)
 

@@ -17,6 +17,7 @@ import warnings
 
 from mmengine.config import DictAction
 
+from mmdg.utils.atomic import atomic_open
 from mmdg.utils.tool_config import input_errors_as_messages, positive_int
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -65,7 +66,7 @@ def write_prediction(result, classes, path_stem: str) -> str:
     inst = result.pred_instances
     boxes = dict(bboxes=inst.bboxes.cpu().tolist(), scores=inst.scores.cpu().tolist(),
                  labels=[classes[i] for i in inst.labels.cpu().tolist()])
-    with open(path_stem + '.json', 'w') as f:
+    with atomic_open(path_stem + '.json', 'w') as f:
         json.dump(boxes, f)
     return path_stem + '.json'
 

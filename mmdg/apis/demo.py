@@ -12,6 +12,7 @@ from mmdg.adapters import ADAPTERS
 from mmdg.apis.evaluation import add_visualization, bare_model, domain_results, domain_test_config
 from mmdg.datasets.synthetic import write_cityscapes_layout
 from mmdg.evaluation import domain_table
+from mmdg.utils.atomic import atomic_open
 from mmdg.utils.console import add_vis_backend, build_runner
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -108,11 +109,11 @@ def run_demo(method: str = 'sora', data_root: str = DEFAULT_DATA_ROOT, work_dir:
     trained = domain_results(runner)
     unseen = [n for n in trained if n != 'source']
     table = domain_table(trained, unseen=unseen)
-    with open(osp.join(cfg.work_dir, 'results.json'), 'w') as f:
+    with atomic_open(osp.join(cfg.work_dir, 'results.json'), 'w') as f:
         json.dump(dict(method=method, seed=cfg.randomness.get('seed'), pretrained=cfg.model.backbone.pretrained,
                        parameters=parameters, trained=trained, untrained=untrained, seconds=time.time() - t0),
                   f, indent=1)
-    with open(osp.join(cfg.work_dir, 'results.md'), 'w') as f:
+    with atomic_open(osp.join(cfg.work_dir, 'results.md'), 'w') as f:
         f.write(table + '\n')
     return dict(trained=trained, untrained=untrained, table=table, work_dir=cfg.work_dir,
                 log_file=osp.join(runner.log_dir, f'{runner.timestamp}.log'), seconds=time.time() - t0,

@@ -13,6 +13,7 @@ from mmdg.apis.demo import METHODS, REPO, adjust_demo_config
 from mmdg.apis.evaluation import add_visualization, domain_results, domain_test_config
 from mmdg.datasets.voc_writer import write_synthetic_voc
 from mmdg.evaluation import domain_table, per_class_table
+from mmdg.utils.atomic import atomic_open
 from mmdg.utils.console import add_vis_backend, build_runner
 
 DEFAULT_DATA_ROOT = 'data/demo_det'
@@ -73,9 +74,9 @@ def run_demo_det(method: str = 'full', data_root: str = DEFAULT_DATA_ROOT, work_
                          titles=('mAP@0.5',))
     per_class = per_class_table(results)
     seconds = time.time() - t0
-    with open(osp.join(cfg.work_dir, 'results.json'), 'w') as f:
+    with atomic_open(osp.join(cfg.work_dir, 'results.json'), 'w') as f:
         json.dump(dict(method=method, results=results, seconds=seconds), f, indent=1)
-    with open(osp.join(cfg.work_dir, 'results.md'), 'w') as f:
+    with atomic_open(osp.join(cfg.work_dir, 'results.md'), 'w') as f:
         f.write(f'{table}\n\n## Per-class AP@0.5\n\n{per_class}\n')
     return dict(results=results, table=table, per_class=per_class, work_dir=cfg.work_dir,
                 log_file=osp.join(runner.log_dir, f'{runner.timestamp}.log'), seconds=seconds)

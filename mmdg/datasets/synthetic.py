@@ -21,6 +21,8 @@ import numpy as np
 from .label_maps import CITYSCAPES_CLASSES as CLASSES
 from .label_maps import TRAIN_ID as ID
 
+from mmdg.utils.atomic import atomic_open
+
 #: Base colours (RGB) of the synthetic source style, one per train id.
 SOURCE_PALETTE = np.array([
     (128, 64, 128), (232, 35, 244), (70, 70, 70), (102, 102, 156), (190, 153, 153), (153, 153, 153),
@@ -226,7 +228,7 @@ def _write_one(args) -> None:
     box_dir = osp.join(root, domain, 'boxes', split, domain)
     cv2.imwrite(osp.join(img_dir, f'{name}_leftImg8bit.png'), img[..., ::-1])
     cv2.imwrite(osp.join(gt_dir, f'{name}_gtFine_labelTrainIds.png'), lab)
-    with open(osp.join(box_dir, f'{name}.json'), 'w') as f:
+    with atomic_open(osp.join(box_dir, f'{name}.json'), 'w') as f:
         json.dump(dict(height=int(lab.shape[0]), width=int(lab.shape[1]), objects=boxes), f)
 
 
@@ -254,7 +256,7 @@ def write_cityscapes_layout(root: str, domains: Sequence[str] = DOMAINS, splits:
             for _ in (tqdm(it, total=len(jobs), desc='demo data', unit='img') if progress else it):
                 pass
     meta = dict(classes=CLASSES, domains=list(domains), splits=splits, size=list(size))
-    with open(osp.join(root, 'meta.json'), 'w') as f:
+    with atomic_open(osp.join(root, 'meta.json'), 'w') as f:
         json.dump(meta, f, indent=1)
     return meta
 

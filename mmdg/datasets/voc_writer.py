@@ -19,6 +19,8 @@ import numpy as np
 from .layouts import DatasetLayoutError
 from .dwd import CITYSCAPES_DET_CLASSES, DWD_CLASSES
 
+from mmdg.utils.atomic import atomic_open
+
 #: Cityscapes label ids of the instance classes kept for detection (``instanceIds = labelId * 1000 + k``).
 CITYSCAPES_INSTANCE_LABELS = {24: 'person', 25: 'rider', 26: 'car', 27: 'truck', 28: 'bus', 31: 'train',
                               32: 'motorcycle', 33: 'bicycle'}
@@ -65,7 +67,7 @@ def write_voc_sample(voc_dir: str, img_id: str, image_bgr: np.ndarray, objects: 
 def write_split(voc_dir: str, split: str, ids: Sequence[str]) -> str:
     path = osp.join(voc_dir, 'ImageSets', 'Main', f'{split}.txt')
     os.makedirs(osp.dirname(path), exist_ok=True)
-    with open(path, 'w') as f:
+    with atomic_open(path, 'w') as f:
         f.write(''.join(f'{i}\n' for i in ids))
     return path
 

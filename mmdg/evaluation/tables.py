@@ -11,6 +11,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from mmdg.utils.atomic import atomic_open
+
 
 def _cell(v: float) -> str:
     return '-' if v != v else f'{v:.2f}'
@@ -50,13 +52,13 @@ def write_results(out_dir: str, results: Dict[str, Dict], markdown: str, scores:
     ``per_class``, e.g. ``IoU.road``) in ``out_dir``. Returns the paths written."""
     os.makedirs(out_dir, exist_ok=True)
     paths = [osp.join(out_dir, f'results.{ext}') for ext in ('md', 'json', 'csv')]
-    with open(paths[0], 'w') as f:
+    with atomic_open(paths[0], 'w') as f:
         f.write(markdown)
-    with open(paths[1], 'w') as f:
+    with atomic_open(paths[1], 'w') as f:
         json.dump(dict(meta, results=results), f, indent=1)
     first = next(iter(results.values()))
     columns = [(k, c) for k in per_class for c in first[k]]
-    with open(paths[2], 'w', newline='') as f:
+    with atomic_open(paths[2], 'w', newline='') as f:
         writer = csv.writer(f)
         writer.writerow(['domain', *scores, 'images', *(f'{per_class[k]}.{c}' for k, c in columns)])
         for name, r in results.items():

@@ -1,11 +1,13 @@
 """Writing files so that a crash, a kill or a full disk leaves the old file or the complete new one, never a
 truncated one, and cleaning up the temporaries a killed writer left."""
+import contextlib
 import glob
+import io
 import os
 import os.path as osp
 import re
 import tempfile
-from typing import IO, Callable, List
+from typing import IO, Callable, List, Optional
 
 
 def _umask() -> int:
@@ -76,3 +78,16 @@ def atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> None:
         if osp.exists(tmp):
             os.remove(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_open(path: str, mode: str = 'w', newline: Optional[str] = None, encoding: str = 'utf-8'):
+    """``with atomic_open(path) as f: f.write(...)`` (or ``json.dump(obj, f)``, a ``csv.writer(f)``): the text
+    is collected in memory and written by :func:`atomic_write` when the block ends without an error, so a
+    kill or a full disk never leaves a truncated report (the small files tools write: tables, JSON, lists)."""
+    if mode not in ('w', 'wb'):
+        raise ValueError(f'atomic_open writes whole files: mode "w" or "wb", got {mode!r}')
+    buf = io.BytesIO() if mode == 'wb' else io.StringIO(newline=newline)
+    yield buf
+    data = buf.getvalue()
+    atomic_write(path, lambda f: f.write(data if isinstance(data, bytes) else data.encode(encoding)))

@@ -20,6 +20,7 @@ from typing import Dict, List, Optional
 
 from mmengine.config import Config
 
+from mmdg.utils.atomic import atomic_open
 from mmdg.utils.tool_config import flatten_config as flatten
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -956,7 +957,7 @@ def main(argv=None):
             sys.exit('error: ' + '\n  '.join(problems))
         print(f'parity: {len(configs) + len(det_configs)} configs match their official recipes or document why not')
         return
-    with open(DOC, 'w') as f:
+    with atomic_open(DOC, 'w') as f:
         f.write(text)
     print(f'wrote {DOC}' + (f' with {len(problems)} undocumented difference(s):\n  ' + '\n  '.join(problems)
                             if problems else ''))

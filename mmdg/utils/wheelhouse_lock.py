@@ -21,6 +21,8 @@ import re
 import sys
 from collections import defaultdict
 
+from mmdg.utils.atomic import atomic_open
+
 try:
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
@@ -161,7 +163,7 @@ def main(argv=None):
     present = read_present(args.present) if args.present else None
     locked, left_out = lock(report, read_requirement_files(args.requirements), args.system_torch, present,
                             args.python_version)
-    with open(args.out, 'w') as f:
+    with atomic_open(args.out, 'w') as f:
         f.write(''.join(f'{n}=={v}\n' for n, v in locked))
     reasons = defaultdict(int)
     for why in left_out.values():

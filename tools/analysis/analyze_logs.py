@@ -15,6 +15,7 @@ import os
 import os.path as osp
 import re
 
+from mmdg.utils.atomic import atomic_open
 from mmdg.utils.tool_config import savefig
 
 
@@ -120,7 +121,7 @@ def main(argv=None):
     print(f'-> {args.out} ({", ".join(n for n, _ in layout)})')
     if args.csv:
         os.makedirs(osp.dirname(osp.abspath(args.csv)), exist_ok=True)
-        with open(args.csv, 'w', newline='') as f:
+        with atomic_open(args.csv, 'w', newline='') as f:
             w = csv.DictWriter(f, fieldnames=['run', 'key', 'step', 'value'])
             w.writeheader()
             w.writerows(table)

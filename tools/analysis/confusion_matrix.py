@@ -14,6 +14,7 @@ import csv
 import os
 import os.path as osp
 
+from mmdg.utils.atomic import atomic_open
 from mmdg.utils.tool_config import add_cfg_options, load_scoped_config as load_config, savefig
 
 
@@ -98,7 +99,7 @@ def run(args):
         classes = list(loader.dataset.metainfo['classes'])
         ignore = getattr(loader.dataset, 'ignore_index', 255)
         counts, seen = confusion(model, loader, len(classes), ignore, args.max)
-        with open(osp.join(args.out, f'confusion_{name}.csv'), 'w', newline='') as f:
+        with atomic_open(osp.join(args.out, f'confusion_{name}.csv'), 'w', newline='') as f:
             w = csv.writer(f)
             w.writerow(['gt \\ pred'] + classes)
             for c, row in zip(classes, counts):
@@ -113,7 +114,7 @@ def run(args):
              osp.join(args.out, f'confusion_{name}.png'))
         lines.append(f'| {name} | {seen} | {acc:.2f} | {miou:.2f} |')
         print(f'{name}: {seen} images, pixel acc. {acc:.2f}, mIoU {miou:.2f} -> confusion_{name}.png/.csv')
-    with open(osp.join(args.out, 'confusion.md'), 'w') as f:
+    with atomic_open(osp.join(args.out, 'confusion.md'), 'w') as f:
         f.write('\n'.join(lines) + '\n')
     print('\n'.join(lines))
 

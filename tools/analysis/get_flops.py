@@ -12,6 +12,7 @@ import json
 import os
 import os.path as osp
 
+from mmdg.utils.atomic import atomic_open
 from mmdg.utils.tool_config import add_cfg_options, load_scoped_config as load_config
 
 
@@ -60,9 +61,9 @@ def run(args):
     print(summary + '\n' + info['out_table'])
     if args.out:
         os.makedirs(args.out, exist_ok=True)
-        with open(osp.join(args.out, 'flops.md'), 'w') as f:
+        with atomic_open(osp.join(args.out, 'flops.md'), 'w') as f:
             f.write('```\n' + summary + '```\n\n```\n' + info['out_table'] + '\n```\n')
-        with open(osp.join(args.out, 'flops.json'), 'w') as f:
+        with atomic_open(osp.join(args.out, 'flops.json'), 'w') as f:
             json.dump(dict(config=args.config, input=[1, 3, *shape], flops=info['flops'], params=info['params'],
                            trainable_params=trainable), f, indent=1)
         print(f'-> {osp.join(args.out, "flops.md")}, flops.json')
