@@ -584,20 +584,39 @@ def _values(setting: str, ours, theirs):
         yield f'{setting}: {key}', ours.get(key, '(absent)'), theirs.get(key, '(absent)')
 
 
-def compare(name: str, cfg) -> List[dict]:
-    """One row per setting: ours, the official value, and whether they agree or the difference is documented."""
-    official = OFFICIAL[recipe_of(name)]['values']
+def compare_settings(settings, official: dict, cfg, exempt, documented) -> List[dict]:
+    """One row per value of ``settings`` (``(name, extract, kind)``): ours, the official value and a status:
+    ``exempt(kind)`` (a status such as 'method' when the row does not apply to this config), else 'same',
+    'documented' (the official value is a key of ``documented``) or 'UNDOCUMENTED'."""
     rows = []
-    for setting, extract, specific, ours, theirs in ((s, e, sp, o, t) for s, e, sp in SETTINGS
-                                                     for s, o, t in _values(s, e(cfg), official[s])):
-        if specific and not is_counterpart(name):
-            status = 'method'
-        elif ours == theirs:
-            status = 'same'
-        else:
-            status = 'documented' if (setting, theirs) in DOCUMENTED else 'UNDOCUMENTED'
-        rows.append(dict(setting=setting, official=theirs, ours=ours, status=status))
+    for setting, extract, kind in settings:
+        for row, ours, theirs in _values(setting, extract(cfg), official[setting]):
+            status = exempt(kind) or ('same' if ours == theirs else
+                                      'documented' if any((row, theirs) in d for d in documented) else 'UNDOCUMENTED')
+            rows.append(dict(setting=row, official=theirs, ours=ours, status=status))
     return rows
+
+
+def compare(name: str, cfg) -> List[dict]:
+    """The segmentation config ``name`` against its official recipe, value by value."""
+    return compare_settings(SETTINGS, OFFICIAL[recipe_of(name)]['values'], cfg,
+                            lambda specific: 'method' if specific and not is_counterpart(name) else None,
+                            (DOCUMENTED,))
+
+
+def undocumented_rows(configs: Dict[str, Config], rows_of) -> List[str]:
+    """``name: setting: official ..., mmdg ...`` for every UNDOCUMENTED row of ``rows_of(name, cfg)``."""
+    return [f"{name}: {r['setting']}: official {r['official']!r}, mmdg {r['ours']!r}"
+            for name, cfg in configs.items() for r in rows_of(name, cfg) if r['status'] == 'UNDOCUMENTED']
+
+
+def config_table(path: str, rows: List[dict], mark: Dict[str, str]) -> List[str]:
+    """The markdown table of one config's rows ('=' where mmdg has the official value)."""
+    out = [f'### `{path}`', '', '| setting | official | mmdg | |', '|---|---|---|---|']
+    for r in rows:
+        ours = r['ours'] if r['ours'] != r['official'] else '='
+        out.append(f"| {r['setting']} | {r['official']} | {ours} | {mark[r['status']]} |")
+    return out + ['']
 
 
 def load_all(config_dir: str = CONFIG_DIR) -> Dict[str, Config]:
@@ -633,11 +652,7 @@ def render(configs: Dict[str, Config]) -> str:
     for recipe, names in by_recipe.items():
         out += [f'## {recipe} — official `{OFFICIAL[recipe]["source"]}`', '']
         for name in names:
-            out += [f'### `configs/dg_seg/{name}`', '', '| setting | official | mmdg | |', '|---|---|---|---|']
-            for r in compare(name, configs[name]):
-                ours = r['ours'] if r['ours'] != r['official'] else '='
-                out.append(f"| {r['setting']} | {r['official']} | {ours} | {mark[r['status']]} |")
-            out.append('')
+            out += config_table(f'configs/dg_seg/{name}', compare(name, configs[name]), mark)
         shown = next((n for n in names if is_counterpart(n)), names[0])
         key = model_key(recipe)
         out += model_table(recipe, key, f'configs/dg_seg/{shown}', seg_model_rows(shown, configs[shown]),
@@ -658,9 +673,7 @@ def seg_model_rows(name: str, cfg) -> List[dict]:
 
 
 def undocumented(configs: Dict[str, Config]) -> List[str]:
-    return [f"{name}: {r['setting']}: official {r['official']!r}, mmdg {r['ours']!r}"
-            for name, cfg in configs.items() for r in compare(name, cfg) + seg_model_rows(name, cfg)
-            if r['status'] == 'UNDOCUMENTED']
+    return undocumented_rows(configs, lambda name, cfg: compare(name, cfg) + seg_model_rows(name, cfg))
 
 
 def model_table(title: str, official_key: str, name: str, rows: List[dict], layout: List[str], others: int) -> List[str]:
@@ -866,24 +879,13 @@ DET_DOCUMENTED = {
 
 
 def det_compare(name: str, cfg) -> List[dict]:
-    official = DET_OFFICIAL['values']
-    counterpart = name.startswith('sora/') and '_dinov2-l_' in name
-    rows = []
-    for setting, extract, kind, ours, theirs in ((s, e, k, o, t) for s, e, k in DET_SETTINGS
-                                                 for s, o, t in _values(s, e(cfg), official[s])):
-        if kind == 'method' and not counterpart:
-            status = 'method'
-        elif kind == 'detector' and cfg.model.type != 'CoDINO':
-            status = 'detector'
-        elif kind == 'protocol' and 'cityscapes' in name:
-            status = 'protocol'
-        elif ours == theirs:
-            status = 'same'
-        else:
-            known = (setting, theirs) in DET_DOCUMENTED or (setting, theirs) in DOCUMENTED
-            status = 'documented' if known else 'UNDOCUMENTED'
-        rows.append(dict(setting=setting, official=theirs, ours=ours, status=status))
-    return rows
+    """The detection config ``name`` against the published recipe: method, detector and protocol rows apply
+    only to the configs that share them."""
+    applies = dict(method=name.startswith('sora/') and '_dinov2-l_' in name, detector=cfg.model.type == 'CoDINO',
+                   protocol='cityscapes' not in name)
+    return compare_settings(DET_SETTINGS, DET_OFFICIAL['values'], cfg,
+                            lambda kind: kind if kind in applies and not applies[kind] else None,
+                            (DET_DOCUMENTED, DOCUMENTED))
 
 
 def det_load_all() -> Dict[str, Config]:
@@ -904,11 +906,7 @@ def det_render(configs: Dict[str, Config]) -> str:
     out.append('- **zero-decay groups while annealing**, **SVD of**: as for segmentation (top of page).')
     out.append('')
     for name in configs:
-        out += [f'### `configs/dg_det/{name}`', '', '| setting | official | mmdg | |', '|---|---|---|---|']
-        for r in det_compare(name, configs[name]):
-            ours = r['ours'] if r['ours'] != r['official'] else '='
-            out.append(f"| {r['setting']} | {r['official']} | {ours} | {mark[r['status']]} |")
-        out.append('')
+        out += config_table(f'configs/dg_det/{name}', det_compare(name, configs[name]), mark)
     codino = [n for n in configs if configs[n].model.type == 'CoDINO']
     shown = next((n for n in codino if n.startswith('sora/') and '_dwd-' in n), codino[0])
     out += model_table('Co-DINO', DET_MODEL_KEY, f'configs/dg_det/{shown}', det_model_rows(shown, configs[shown]),
@@ -932,9 +930,7 @@ def det_model_rows(name: str, cfg) -> List[dict]:
 
 
 def det_undocumented(configs: Dict[str, Config]) -> List[str]:
-    return [f"{name}: {r['setting']}: official {r['official']!r}, mmdg {r['ours']!r}"
-            for name, cfg in configs.items() for r in det_compare(name, cfg) + det_model_rows(name, cfg)
-            if r['status'] == 'UNDOCUMENTED']
+    return undocumented_rows(configs, lambda name, cfg: det_compare(name, cfg) + det_model_rows(name, cfg))
 
 
 
@@ -946,7 +942,7 @@ def main(argv=None):
     configs = load_all()
     missing = [n for n in configs if recipe_of(n) is None]
     if missing:
-        sys.exit(f'error: no official recipe known for {missing}; add it to tools/parity.py')
+        sys.exit(f'error: no official recipe known for {missing}; add it to mmdg/utils/parity.py')
     det_configs = det_load_all()  # the detection section
     text = render(configs) + det_render(det_configs)
     problems = undocumented(configs) + det_undocumented(det_configs)
