@@ -55,6 +55,9 @@ def test_get_flops_on_an_mmdg_config(tmp_path):
     info = json.loads((tmp_path / 'flops.json').read_text())
     assert info['input'] == [1, 3, 64, 128] and info['flops'] > 1e6
     assert 0 < info['trainable_params'] < info['params']  # SoRA: most of the ViT frozen
+    doc = open(os.path.join(REPO, 'docs', 'analysis.md')).read()  # the figures docs/analysis.md quotes
+    assert (f'{info["flops"] / 1e6:.1f}M FLOPs, {info["params"]:,} parameters, {info["trainable_params"]:,} of\nthem '
+            'trainable') in doc
     assert 'flops:' in (tmp_path / 'flops.md').read_text()
 
 

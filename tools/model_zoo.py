@@ -1,33 +1,25 @@
 """The config table of docs/model_zoo.md: every DG config with its trainable parameters and the
 memory its weights, gradients, AdamW states and EMA copy take (exact, counted on the meta device).
 
-    python tools/model_zoo.py [--configs configs/dg_seg] [--write docs/model_zoo.md]
+    python tools/model_zoo.py [--configs configs/dg_seg] [--write docs/model_zoo.md | --check docs/model_zoo.md]
 
 Activations come on top and depend on the GPU kernels: see tools/memory_estimate.py.
 """
 import argparse
-import copy
 import glob
+import logging
 import os.path as osp
+import warnings
 
 import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
+from mmengine.logging import MMLogger
 
-from mmdg.utils.markdown import replace_between_markers
+from mmdg.convert.released import build_on_meta
+from mmdg.utils.markdown import write_or_check
 
 BEGIN, END = '<!-- config-table:begin -->', '<!-- config-table:end -->'
 GIB = 1024 ** 3
-
-
-def build_on_meta(cfg: Config) -> torch.nn.Module:
-    """The config's whole model, on the meta device (no memory, no weights, no checkpoint read)."""
-    init_default_scope(cfg.get('default_scope', 'mmdg'))
-    from mmdg.registry import MODELS
-    model_cfg = copy.deepcopy(cfg.model)
-    model_cfg.backbone.pretrained = None
-    with torch.device('meta'):
-        return MODELS.build(model_cfg)
 
 
 def static_memory(model: torch.nn.Module, ema: bool = True) -> dict:
@@ -41,7 +33,9 @@ def static_memory(model: torch.nn.Module, ema: bool = True) -> dict:
 def rows(config_dir: str):
     for path in sorted(glob.glob(osp.join(config_dir, '*', '*.py'))):
         cfg = Config.fromfile(path)
-        model = build_on_meta(cfg)
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')  # SoRA / PiSSA warn that a meta SVD has no values: shapes suffice here
+            model = build_on_meta(cfg)
         backbone = sum(p.numel() for p in model.backbone.parameters() if p.requires_grad)
         mem = static_memory(model, ema=any(h.get('type') == 'EMAHook' for h in cfg.get('custom_hooks', [])))
         yield osp.relpath(path, osp.dirname(config_dir)), backbone, mem
@@ -59,12 +53,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--configs', default=osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
                                                       'configs', 'dg_seg'))
-    parser.add_argument('--write', help='replace the table between the config-table markers of this file')
+    parser.add_argument('--write', metavar='DOC', help='replace the table between the config-table markers of DOC')
+    parser.add_argument('--check', metavar='DOC', help='exit 1 if the table in DOC is not the current one')
     args = parser.parse_args(argv)
+    MMLogger.get_current_instance().setLevel(logging.ERROR)  # registry fall-back notices would land in the table
     text = table(args.configs)
-    print(text)
-    if args.write:
-        replace_between_markers(args.write, BEGIN, END, text)
+    if args.write or args.check:
+        write_or_check(args.write or args.check, BEGIN, END, text, bool(args.check), 'tools/model_zoo.py')
+    else:
+        print(text)
+
 
 if __name__ == '__main__':
     main()

@@ -1,6 +1,6 @@
 """Trainable-parameter table of every adapter at its default settings (docs/adapters.md).
 
-    python tools/param_table.py [--write docs/adapters.md]
+    python tools/param_table.py [--write docs/adapters.md | --check docs/adapters.md]
 
 Models are built on the meta device (no memory, no weights), so the whole table takes seconds.
 """
@@ -12,7 +12,7 @@ import timm
 import torch
 
 from mmdg.adapters import ADAPTERS, count_parameters, inject_adapters
-from mmdg.utils.markdown import replace_between_markers
+from mmdg.utils.markdown import write_or_check
 
 BACKBONES = {'DINOv2-S': 'vit_small_patch14_dinov2', 'DINOv2-B': 'vit_base_patch14_dinov2',
              'DINOv2-L': 'vit_large_patch14_dinov2', 'EVA02-L': 'eva02_large_patch14_224',
@@ -61,12 +61,15 @@ def table() -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--write', help='replace the table between the param-table markers of this file')
+    parser.add_argument('--write', metavar='DOC', help='replace the table between the param-table markers of DOC')
+    parser.add_argument('--check', metavar='DOC', help='exit 1 if the table in DOC is not the current one')
     args = parser.parse_args(argv)
     text = table()
-    print(text)
-    if args.write:
-        replace_between_markers(args.write, BEGIN, END, text)
+    if args.write or args.check:
+        write_or_check(args.write or args.check, BEGIN, END, text, bool(args.check), 'tools/param_table.py')
+    else:
+        print(text)
+
 
 if __name__ == '__main__':
     main()
