@@ -79,3 +79,19 @@ def test_official_mean_and_unseen_mean_keep_their_names():
     table = domain_table({d: dict(mIoU=out[f'{d}/mIoU'], num_images=1) for d in ('source', 'fog')},
                          unseen=['fog'], scores=('mIoU',))
     assert '**mean (source, fog)**' in table and '**mean_unseen (fog)**' in table
+
+
+def test_no_prefix_and_no_prefix_warning(monkeypatch):
+    """Keys stay '<domain>/<score>'; mmengine's "The prefix is not set in metric class ..." notice (printed on
+    every run for a metric whose prefix is None) is not printed."""
+    from mmengine.evaluator import metric as base
+
+    from mmdg.evaluation import MultiDomainVOCMetric
+    notices = []
+    monkeypatch.setattr(base, 'print_log', lambda msg, *a, **k: notices.append(msg))
+    seg, det = MultiDomainIoUMetric(), MultiDomainVOCMetric()
+    assert not [n for n in notices if 'prefix is not set' in n]
+    seg.dataset_meta = dict(classes=('a',))
+    seg.process({}, [_sample([[0]], [[0]], 'fog')])
+    assert set(seg.evaluate(1)) == {'fog/aAcc', 'fog/mIoU', 'fog/mAcc', 'mean/aAcc', 'mean/mIoU', 'mean/mAcc'}
+    assert det.prefix == ''

@@ -56,6 +56,9 @@ class MultiDomainIoUMetric(IoUMetric):
     without a domain tag count as ``'default'``."""
 
     SCORES = ('aAcc', 'mIoU', 'mAcc')
+    #: no prefix: keys are '<domain>/mIoU', 'mean/mIoU' ('' rather than None, for which mmengine warns
+    #: "The prefix is not set in metric class ..." on every run)
+    default_prefix = ''
 
     def __init__(self, mean_over: Sequence[str] = None, unseen: Sequence[str] = None, **kwargs):
         self.mean_over, self.unseen = list(mean_over or []) or None, list(unseen or []) or None

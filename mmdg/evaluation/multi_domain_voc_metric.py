@@ -32,7 +32,7 @@ class MultiDomainVOCMetric(VOCMetric):
     class names and kept with the image counts in ``domain_results`` (``{domain: dict(mAP, num_images,
     per_class={class: AP})}``) for the tools' tables. Samples without a domain tag count as ``'default'``.
     ``nproc``: processes of ``eval_map``."""
-    default_prefix = None  # keys as the segmentation metric's: '<domain>/mAP', 'mean/mAP'
+    default_prefix = ''  # keys as the segmentation metric's: '<domain>/mAP', 'mean/mAP' (None: mmengine warns)
 
     def __init__(self, mean_over: Sequence[str] = None, unseen: Sequence[str] = None, iou_thrs: float = 0.5,
                  nproc: int = 4, **kwargs):
