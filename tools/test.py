@@ -86,12 +86,14 @@ def run_test(cfg, args):
 
 def report(runner, metrics, results, args):
     """The scores on the console (the run's log holds the per-class tables)."""
-    from mmdg.evaluation import domain_table
+    from mmdg.evaluation import domain_table, per_class_table
     if results:
         first = next(iter(results.values()))
         scores = [s for s in ('aAcc', 'mIoU', 'mAcc', 'mAP') if s in first]
         metric = next((m for m in runner.test_loop.evaluator.metrics if hasattr(m, 'unseen')), None)
         print(domain_table(results, getattr(metric, 'mean_over', None), scores, unseen=getattr(metric, 'unseen', None)))
+        if first.get('per_class'):  # after the summary, as mmseg's test prints it
+            print(f'\nPer-class {"AP@0.5" if "mAP" in first else "IoU"}:\n\n{per_class_table(results)}')
     elif metrics:
         print('\n'.join(f'{k}: {v:.2f}' if isinstance(v, float) else f'{k}: {v}' for k, v in metrics.items()))
     where = [f'log: {osp.join(runner.log_dir, runner.timestamp + ".log")}']

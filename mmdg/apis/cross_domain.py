@@ -98,6 +98,7 @@ def evaluate(args):
     write_results(out_dir, results, f'{table}\n\n{details}', scores, keys,
                   config=args.config, checkpoint=args.checkpoint, tta=args.tta, log_dir=runner.log_dir)
     print(table)
+    print(f'\nPer-class {"AP@0.5" if det else "IoU"}:\n\n{per_class_table(results)}')  # after the summary, as mmseg
     vis = ', vis/<domain>/*.png' if args.overlays else ''
     print(f'\nwritten to {out_dir}: results.md, results.csv, results.json{vis}; '
           f'full log: {osp.join(runner.log_dir, runner.timestamp + ".log")}')
