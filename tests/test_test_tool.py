@@ -21,6 +21,7 @@ def test_show_dir_tta_and_quiet_console(demo_model, tmp_path):
     assert '| domain | aAcc | mIoU | mAcc | images |' in proc.stdout and '| fog |' in proc.stdout
     assert 'Config:' not in proc.stdout and 'System environment' not in proc.stdout
     assert 'Per-class IoU:' in proc.stdout and '| traffic light |' in proc.stdout  # after the summary, as mmseg
+    assert 'test: 100%' in proc.stderr and '1/1 [' in proc.stderr  # a progress bar with its ETA (one batch here)
     assert len([line for line in proc.stdout.splitlines() if not line.startswith('|')]) < 10, proc.stdout
     pictures = sorted((show / 'fog').glob('*.png'))
     assert len(pictures) == 2  # one per image, in its domain's folder

@@ -11,6 +11,7 @@ import logging
 import warnings
 
 from mmengine.config import Config
+from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 #: ``--vis-backend`` name -> (mmengine backend, package it needs).
@@ -81,6 +82,50 @@ def warnings_to_log_file(logger: logging.Logger) -> None:
     warnings.showwarning = show
 
 
+class EvalProgressHook(Hook):
+    """A progress bar with its ETA on stderr while a quiet console validates or tests (mmengine's own lines
+    come every ``LoggerHook.interval`` batches: one line in minutes for a small test set). Main process only."""
+
+    priority = 'VERY_LOW'
+
+    def __init__(self):
+        self._bar = None
+
+    def _start(self, runner, loop, desc: str) -> None:
+        from mmengine.dist import is_main_process
+        from tqdm import tqdm
+        total = len(getattr(loop, 'dataloader', []) or [])
+        if is_main_process() and total:
+            self._bar = tqdm(total=total, desc=desc, unit='batch', dynamic_ncols=True)
+
+    def _step(self) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def _end(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def before_val_epoch(self, runner) -> None:
+        self._start(runner, runner.val_loop, 'val')
+
+    def after_val_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        self._step()
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        self._end()
+
+    def before_test_epoch(self, runner) -> None:
+        self._start(runner, runner.test_loop, 'test')
+
+    def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        self._step()
+
+    def after_test_epoch(self, runner, metrics=None) -> None:
+        self._end()
+
+
 class QuietRunner(Runner):
     """mmengine's ``Runner`` whose logger's console handler is filtered by :class:`ConsoleFilter` from the
     start (the environment and the config are logged while the runner is built, before any hook runs);
@@ -108,8 +153,11 @@ def build_runner(cfg: Config, quiet: bool = None) -> Runner:
         runner = RUNNERS.build(cfg)
         if quiet:  # the config was logged already; what follows is filtered
             quiet_logger(runner.logger)
-        return track_run(runner)
-    return track_run((QuietRunner if quiet else Runner).from_cfg(cfg))
+    else:
+        runner = (QuietRunner if quiet else Runner).from_cfg(cfg)
+    if quiet:
+        runner.register_hook(EvalProgressHook())
+    return track_run(runner)
 
 
 def add_console_arguments(parser) -> None:
