@@ -36,6 +36,7 @@ def test_merged_checkpoint_predicts_like_the_adapted_model(method, tmp_path, dem
     res = _merge(cfg_path, ckpt, out)
     assert res.returncode == 0, res.stderr[-3000:]
     assert 'merged' in res.stdout and out.exists()
+    assert len(res.stdout.splitlines()) == 1, res.stdout[:2000]  # no per-parameter init lines (989 before)
     cfg = Config.fromfile(cfg_path)
     adapted = build_model(cfg, ckpt)
     plain = build_model(plain_config(cfg), str(out))

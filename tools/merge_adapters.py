@@ -10,7 +10,6 @@ written. The file is written atomically and never over CHECKPOINT.
 import argparse
 
 
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('config')
@@ -24,7 +23,8 @@ def main(argv=None):
     p.add_argument('--overwrite', action='store_true', help='replace OUT if it exists (never CHECKPOINT)')
     args = p.parse_args(argv)
     from mmdg.apis.merge import merge_checkpoint
-    from mmdg.utils.tool_config import input_errors_as_messages
+    from mmdg.utils.tool_config import input_errors_as_messages, quiet_model_logs
+    quiet_model_logs()
     with input_errors_as_messages():
         r = merge_checkpoint(args.config, args.checkpoint, args.out, args.plain_config, args.backbone_only,
                              tuple(args.input_size), args.rtol, args.overwrite)

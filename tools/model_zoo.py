@@ -13,10 +13,10 @@ import warnings
 
 import torch
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 
 from mmdg.convert.released import build_on_meta
 from mmdg.utils.markdown import write_or_check
+from mmdg.utils.tool_config import quiet_model_logs
 
 BEGIN, END = '<!-- config-table:begin -->', '<!-- config-table:end -->'
 GIB = 1024 ** 3
@@ -56,7 +56,7 @@ def main(argv=None):
     parser.add_argument('--write', metavar='DOC', help='replace the table between the config-table markers of DOC')
     parser.add_argument('--check', metavar='DOC', help='exit 1 if the table in DOC is not the current one')
     args = parser.parse_args(argv)
-    MMLogger.get_current_instance().setLevel(logging.ERROR)  # registry fall-back notices would land in the table
+    quiet_model_logs(logging.ERROR)  # registry fall-back notices would land in the table
     text = table(args.configs)
     if args.write or args.check:
         write_or_check(args.write or args.check, BEGIN, END, text, bool(args.check), 'tools/model_zoo.py')

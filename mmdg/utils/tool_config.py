@@ -319,13 +319,21 @@ def add_cfg_options(parser) -> None:
                         help='override config entries, e.g. train_dataloader.batch_size=2')
 
 
+def quiet_model_logs(level: int = None) -> None:
+    """Keep mmengine's info records (one per parameter when a model's ``init_weights`` runs: hundreds of
+    lines) off the console of a tool that builds models without a runner; warnings still show. mmengine logs
+    through its current ``MMLogger``, which ``logging.getLogger('mmengine')`` does not reach."""
+    import logging
+
+    from mmengine.logging import MMLogger
+    MMLogger.get_current_instance().setLevel(logging.WARNING if level is None else level)
+
+
 def load_scoped_config(path: str, cfg_options=None) -> Config:
     """The config with its options merged and its default scope set: mmseg's own analysis tools fail on
     mmdg configs because they force the 'mmseg' scope, where TimmViT and the mmdg datasets do not exist."""
-    import logging
-
     from mmengine.registry import init_default_scope
-    logging.getLogger('mmengine').setLevel(logging.WARNING)  # model building logs every parameter's init
+    quiet_model_logs()
     cfg = load_tool_config(path, cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmdg'))
     return cfg

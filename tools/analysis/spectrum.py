@@ -23,7 +23,6 @@ and ``chance`` = r / rank, what a random dW would give. timm's fused qkv is anal
 Outputs under --out: spectrum.png / spectrum.csv, and with runs subspace.png / subspace.csv / subspace.md.
 """
 import argparse
-import logging
 
 import torch
 from mmengine.config import DictAction
@@ -54,8 +53,8 @@ def main(argv=None):
     if not (args.config or args.arch):
         raise SystemExit('error: give --config CONFIG or --arch ARCH for the pre-trained ViT')
     from mmdg.apis.spectrum import run_spectrum
-    from mmdg.utils.tool_config import input_errors_as_messages, load_tool_config
-    logging.getLogger('mmengine').setLevel(logging.WARNING)  # model building logs every parameter's init
+    from mmdg.utils.tool_config import input_errors_as_messages, load_tool_config, quiet_model_logs
+    quiet_model_logs()
     with input_errors_as_messages(), torch.no_grad():
         run_spectrum(args, load_tool_config(args.config, args.cfg_options) if args.config else None)
 
