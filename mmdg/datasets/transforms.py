@@ -43,6 +43,13 @@ class LoadAnnotationsChecked(LoadAnnotations):
         super().__init__(**kwargs)
         self.num_classes, self.ignore_index = num_classes, ignore_index
 
+    def transform(self, results: dict):
+        # an image without a label at all (mmseg's inference_model / MMSegInferencer on a config's test
+        # pipeline remove a transform named 'LoadAnnotations' only, so this one sees their bare images)
+        if 'seg_map_path' not in results:
+            return results
+        return super().transform(results)
+
     def _load_seg_map(self, results: dict) -> None:
         path = results['seg_map_path']
         try:
