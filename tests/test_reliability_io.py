@@ -264,3 +264,30 @@ def test_missing_demo_data_names_the_command_that_writes_it(tmp_path):
     from mmdg.datasets import DiverseWeatherDataset
     assert len(DiverseWeatherDataset(data_root=str(tmp_path / 'data/demo_det'), domain='fog', split='test',
                                      pipeline=[])) == 1
+
+
+def test_two_training_runs_cannot_share_a_work_dir(tmp_path):
+    """A second tools/train.py into a work dir a live run holds stops in one line before it builds anything; a
+    killed run's lock is taken over; the lock goes when the run ends."""
+    import json
+    import socket
+
+    from mmdg.utils.atomic import LOCK_NAME, WorkDirBusyError, work_dir_lock
+    work = tmp_path / 'work'
+    work.mkdir()
+    holder = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])
+    try:
+        (work / LOCK_NAME).write_text(json.dumps(dict(pid=holder.pid, host=socket.gethostname())))
+        code, out = _run('tools/train.py', 'configs/demo/sora.py', '--work-dir', work)
+        assert code == 1 and f'is in use by another training run (pid {holder.pid}' in out, out[-2000:]
+        assert sorted(p.name for p in work.iterdir()) == [LOCK_NAME]  # nothing written
+        with pytest.raises(WorkDirBusyError):
+            with work_dir_lock(str(work)):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder is gone: its lock is stale and taken over, and released at the end
+    with work_dir_lock(str(work)):
+        assert json.loads((work / LOCK_NAME).read_text())['pid'] == os.getpid()
+    assert not (work / LOCK_NAME).exists()

@@ -58,8 +58,10 @@ def train(args):
         cfg.resume, cfg.load_from = True, args.resume
     # quiet console: progress, results and warnings on screen; environment, config and per-parameter
     # lines only in the work dir's log file (--verbose shows them too)
-    runner = build_runner(apply_console_args(cfg, args))
-    runner.train()
+    from mmdg.utils.atomic import work_dir_lock
+    with work_dir_lock(cfg.work_dir):  # one training run per work dir: another would replace its checkpoints
+        runner = build_runner(apply_console_args(cfg, args))
+        runner.train()
 
 
 if __name__ == '__main__':

@@ -91,3 +91,57 @@ def atomic_open(path: str, mode: str = 'w', newline: Optional[str] = None, encod
     yield buf
     data = buf.getvalue()
     atomic_write(path, lambda f: f.write(data if isinstance(data, bytes) else data.encode(encoding)))
+
+
+class WorkDirBusyError(RuntimeError):
+    """Another live training run holds the work dir."""
+
+
+LOCK_NAME = '.mmdg-train.lock'
+
+
+@contextlib.contextmanager
+def work_dir_lock(work_dir: str):
+    """Hold ``work_dir`` for one training run: a second run into the same folder would write its checkpoints
+    over the first one's and both would exit 0. The lock file names the holder's pid and host; a lock whose
+    process is gone (a killed run) is taken over. Only the main process of a distributed run takes it."""
+    import json
+    import socket
+    if os.environ.get('RANK', '0') not in ('0', ''):
+        yield
+        return
+    os.makedirs(work_dir, exist_ok=True)
+    path = osp.join(work_dir, LOCK_NAME)
+    me = dict(pid=os.getpid(), host=socket.gethostname())
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = json.load(open(path))
+            except (OSError, ValueError):
+                holder = {}
+            pid = holder.get('pid')
+            alive = isinstance(pid, int) and pid > 0 and (holder.get('host') != me['host'] or pid_alive(pid))
+            if alive and pid != me['pid']:
+                raise WorkDirBusyError(
+                    f'work dir {work_dir} is in use by another training run (pid {holder.get("pid")} on '
+                    f'{holder.get("host")}): wait for it, or give this run another --work-dir '
+                    f'(a lock left by a run on another host: delete {path})') from None
+            try:  # a killed run's lock (or this process's own, left by an earlier run in it)
+                os.remove(path)
+            except FileNotFoundError:
+                pass
+            continue
+        with os.fdopen(fd, 'w') as f:
+            json.dump(me, f)
+        break
+    else:
+        raise WorkDirBusyError(f'work dir {work_dir}: could not take its lock {path}')
+    try:
+        yield
+    finally:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
