@@ -29,6 +29,22 @@ class ToolRun(NamedTuple):
     stderr: str
 
 
+def _forget_named_instances() -> None:
+    """Drop mmengine's named loggers, visualizers and message hubs of earlier runs in this process. A runner
+    names them after its config file and the second it starts (``cfg_20261207_101500``): two runs of a
+    ``cfg.py`` within one second would otherwise share a visualizer, and the second would write its scalars
+    into the first one's work dir (in separate processes, as users run tools, names never meet). The default
+    scope is kept."""
+    from mmengine.registry import DefaultScope
+    from mmengine.utils import ManagerMixin
+    todo = list(ManagerMixin.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if not issubclass(cls, DefaultScope):
+            cls._instance_dict.clear()
+
+
 def invoke_tool(script: str, *args, cwd: str = REPO, env: dict = None, umask: int = None) -> ToolRun:
     """``invoke_tool('train.py', CONFIG, '--work-dir', d)`` (or ``'tools/train.py'``, or an absolute path) runs ``tools/train.py`` in this process, exactly as
     ``python tools/train.py ...`` runs it (the script executed as ``__main__`` with that ``sys.argv``, the
@@ -38,6 +54,7 @@ def invoke_tool(script: str, *args, cwd: str = REPO, env: dict = None, umask: in
     An uncaught exception is printed to stderr with exit status 1, as the interpreter does."""
     import io
     import tempfile
+    _forget_named_instances()
     path = script if osp.isabs(script) else osp.join(REPO, script if script.startswith('tools/') else f'tools/{script}')
     saved_env = {k: os.environ.get(k) for k in (env or {})}
     os.environ.update({k: str(v) for k, v in (env or {}).items()})

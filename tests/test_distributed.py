@@ -13,13 +13,13 @@ import torch
 from conftest import REPO
 from mmdg.apis.demo import METHODS, demo_config
 
+pytestmark = [pytest.mark.slow, pytest.mark.cli]
+
 RANK_DUMP_HOOK = '''
 import torch
 import torch.distributed as dist
 from mmengine.hooks import Hook
 from mmdg.registry import HOOKS
-
-pytestmark = [pytest.mark.slow, pytest.mark.cli]
 
 
 @HOOKS.register_module()

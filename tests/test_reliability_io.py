@@ -195,8 +195,11 @@ def test_ctrl_c_stops_with_one_line_and_a_loadable_checkpoint(tmp_path, demo_dat
     # would block the run before it reaches a checkpoint.
     log_path = tmp_path / 'train.out'
     with open(log_path, 'w') as log_file:
+        # SIGINT at its default in the child: a suite started in the background (`make test &`) runs with
+        # SIGINT ignored, which a child inherits, and Python then installs no KeyboardInterrupt handler
         proc = subprocess.Popen([sys.executable, 'tools/train.py', str(tmp_path / 'cfg.py')], cwd=REPO, env=ENV,
-                                stdout=log_file, stderr=subprocess.STDOUT, text=True)
+                                stdout=log_file, stderr=subprocess.STDOUT, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     def last_saved_iter():  # max_keep_ckpts=1 deletes iter_2.pth once iter_3.pth lands: any iter >= 2 will do
         return max((int(p.stem.split('_')[1]) for p in work.glob('iter_*.pth')), default=0)
     deadline = time.time() + 300

@@ -12,6 +12,8 @@ import torch
 from conftest import REPO
 from mmdg.apis.demo import demo_config
 
+pytestmark = [pytest.mark.slow, pytest.mark.cli]
+
 MAX_ITERS, INTERVAL = 16, 4
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'}  # same kernels in every process
 
@@ -70,12 +72,9 @@ def test_sigkill_then_resume_gives_the_uninterrupted_weights(tmp_path, demo_data
 
 
 _SAVER = """
-import sys, torch
-sys.path.insert(0, {repo!r})
-import mmdg.utils.checkpoint  # installs mmdg's atomic writer for mmengine's local files
+import torch
+import mmdg.registry  # installs mmdg's patches: the atomic writer for mmengine's local files among them
 from mmengine.runner.checkpoint import save_checkpoint
-
-pytestmark = [pytest.mark.slow, pytest.mark.cli]
 path = {path!r}
 save_checkpoint(dict(state_dict=dict(w=torch.zeros(4)), meta=dict(n=0)), path)
 print('ready', flush=True)
@@ -90,7 +89,7 @@ def test_kill_while_saving_leaves_a_whole_checkpoint(tmp_path):
     checkpoint's name is the old or the new one, whole; no temporary file is left to be mistaken for it."""
     from mmdg.utils.checkpoint import is_complete_checkpoint, safe_torch_load
     path = str(tmp_path / 'iter_8.pth')
-    proc = subprocess.Popen([sys.executable, '-c', _SAVER.format(repo=REPO, path=path)], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, '-c', _SAVER.format(path=path)], stdout=subprocess.PIPE,
                             text=True)
     line = ''
     while line != 'ready' and proc.poll() is None:  # mmengine may print warnings first
