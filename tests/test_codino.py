@@ -18,23 +18,11 @@ def tiny_codino_cfg() -> dict:
     """The published Co-DINO structure at toy size: a 4-block ViT of width 64 (strides 4-32), one encoder
     and two decoder layers, 10 queries, small samplers. embed_dims stay 256 (mmdet's DINO decoder
     hard-codes 128 position features)."""
-    model = Config.fromfile(BASE).model
-    model.backbone.update(img_size=64, out_indices=(0, 1, 2, 3), pretrained=None, frozen_blocks=0,
-                          model_kwargs=dict(embed_dim=64, depth=4, num_heads=2))
-    model.neck.in_channels = [64] * 4
-    model.update(num_queries=10)
-    model.encoder.num_layers = 1
-    model.encoder.layer_cfg.ffn_cfg.feedforward_channels = 64
-    model.decoder.num_layers = 2
-    model.decoder.layer_cfg.ffn_cfg.feedforward_channels = 64
-    model.dn_cfg.group_cfg.num_dn_queries = 10
-    model.test_cfg.max_per_img = 10
-    model.rpn_head.train_cfg.rpn_proposal.update(nms_pre=200, max_per_img=50)
-    model.rpn_head.train_cfg.sampler.num = 64
-    model.roi_head[0].train_cfg.sampler.num = 32
-    model.roi_head[0].bbox_head.fc_out_channels = 64
-    model.aux_bbox_head[0].feat_channels = 64
-    return model.to_dict()
+    from mmdg.testing import toy_det_model
+    cfg = Config.fromfile(BASE)
+    toy_det_model(cfg)
+    cfg.model.backbone.frozen_blocks = 0  # every block trains: the gradient tests reach the whole ViT
+    return cfg.model.to_dict()
 
 
 def build(cfg: dict):

@@ -18,7 +18,7 @@ import sys
 
 from mmengine.config import DictAction
 
-from mmdg.utils.console import add_console_arguments, apply_console_args
+from mmdg.utils.console import add_console_arguments
 from mmdg.utils.tool_config import input_errors_as_messages, load_tool_config
 
 
@@ -63,19 +63,13 @@ def main(argv=None):
 
 def run_test(cfg, args):
     from mmengine.dist import is_main_process
-    from mmdg.apis.evaluation import (add_visualization, build_loaded_runner, configure_detection_output,
-                                      configure_prediction_output, domain_results, use_amp)
-    from mmdg.apis.tta import apply_tta
+    from mmdg.apis.evaluation import (add_visualization, build_test_runner, configure_detection_output,
+                                      configure_prediction_output, domain_results)
     if cfg.get('task') == 'det':
         configure_detection_output(cfg, args.out, args.format_only)
     else:
         configure_prediction_output(cfg, args.out, args.format_only, args.label_encoding)
-    if args.tta:
-        apply_tta(cfg)
-    if args.amp:
-        use_amp(cfg)
-    apply_console_args(cfg, args)
-    runner = build_loaded_runner(cfg, args.checkpoint)
+    runner = build_test_runner(cfg, args.checkpoint, args.tta, args.amp, console_args=args)
     if args.show_dir or args.show:
         add_visualization(runner, args.show_dir, show=args.show, wait_time=args.wait_time)
     metrics = runner.test()

@@ -5,7 +5,7 @@ import os.path as osp
 
 from mmengine.config import DictAction
 
-from mmdg.utils.console import add_console_arguments, apply_console_args
+from mmdg.utils.console import add_console_arguments
 from mmdg.utils.tool_config import input_errors_as_messages, load_tool_config, positive_int
 
 
@@ -55,9 +55,7 @@ def result_folder(args, runner) -> str:
 
 def evaluate(args):
     from mmengine.dist import is_main_process
-    from mmdg.apis.evaluation import (add_visualization, build_loaded_runner, domain_results, domain_test_config,
-                                      use_amp)
-    from mmdg.apis.tta import apply_tta
+    from mmdg.apis.evaluation import add_visualization, build_test_runner, domain_results, domain_test_config
     from mmdg.evaluation import domain_table, per_class_table, write_results
 
     if args.out_dir and osp.isfile(osp.join(args.out_dir, 'results.json')):
@@ -73,12 +71,7 @@ def evaluate(args):
         two = lambda v: tuple(v) if len(v) == 2 else (v[0], v[0])  # noqa: E731
         cfg.model.test_cfg = dict(mode='slide', crop_size=two(args.crop), stride=two(args.stride))
     domain_test_config(cfg, args.targets, args.batch_size)
-    if args.tta:
-        apply_tta(cfg)
-    if args.amp:
-        use_amp(cfg)
-    apply_console_args(cfg, args)
-    runner = build_loaded_runner(cfg, args.checkpoint)
+    runner = build_test_runner(cfg, args.checkpoint, args.tta, args.amp, console_args=args)
     out_dir = result_folder(args, runner)
     if args.overlays:
         add_visualization(runner, osp.join(out_dir, 'vis'), max_per_domain=args.overlays)

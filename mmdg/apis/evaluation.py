@@ -134,3 +134,17 @@ def configure_prediction_output(cfg, out=None, format_only=False, encoding=None)
             raise ValueError('--format-only needs --out DIR: where the predictions go')
         cfg.test_evaluator = writers[0] if len(writers) == 1 else writers
     return cfg
+
+
+def build_test_runner(cfg: Config, checkpoint: str, tta: bool = False, amp: bool = False, console_args=None):
+    """What ``tools/test.py`` and the cross-domain evaluation do before testing: the official multi-scale +
+    flip TTA, autocast, the console switches, then :func:`build_loaded_runner`."""
+    from mmdg.apis.tta import apply_tta
+    from mmdg.utils.console import apply_console_args
+    if tta:
+        apply_tta(cfg)
+    if amp:
+        use_amp(cfg)
+    if console_args is not None:
+        apply_console_args(cfg, console_args)
+    return build_loaded_runner(cfg, checkpoint)

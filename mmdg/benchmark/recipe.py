@@ -203,22 +203,28 @@ def _counts(model):
 # ----------------------------------------------------------------------------------------------------
 # Measurements (one per process)
 def measure_train(method, precision, grad_ckpt, device, reduced, steps, warmup, backbone='dinov2-l'):
-    import math
     _init(device)
     cfg = seg_config(method, reduced, backbone=backbone)
     cfg.model.backbone.grad_checkpointing = grad_ckpt
+    h, w = cfg.model.data_preprocessor.size
+    return _train_steps(cfg, precision, device, steps, warmup, _seg_batch, (h, w))
+
+
+def _train_steps(cfg, precision, device, steps, warmup, make_batch, crop) -> dict:
+    """The config's model trained on one fixed random batch through its optim wrapper: the median step time,
+    peak memory and parameter counts; a non-finite loss is an error."""
+    import math
     model = _build(cfg, device)
     model.train()
     ow = _optim_wrapper(model, cfg, precision, device)
     batch = cfg.train_dataloader.batch_size
-    h, w = cfg.model.data_preprocessor.size
-    data = _seg_batch(batch, h, w)
+    data = make_batch(batch, *crop)
     losses = []
     with _Peak(device) as peak:
         step_s = _timed(lambda: losses.append(_scalar(model.train_step(data, ow)['loss'])), device, steps, warmup)
     if not all(math.isfinite(v) for v in losses):
         raise FloatingPointError(f'non-finite loss {losses}')
-    return dict(step_s=step_s, img_s=batch / step_s, peak_mb=peak.mb, batch=batch, crop=[h, w],
+    return dict(step_s=step_s, img_s=batch / step_s, peak_mb=peak.mb, batch=batch, crop=list(crop),
                 loss=losses[-1], **_counts(model))
 
 
@@ -366,22 +372,10 @@ def measure_slide(method, precision, device, reduced, steps, warmup, backbone='d
 
 
 def measure_det(precision, device, reduced, steps, warmup):
-    import math
     _init(device)
     cfg = det_config(reduced)
-    model = _build(cfg, device)
-    model.train()
-    ow = _optim_wrapper(model, cfg, precision, device)
-    batch = cfg.train_dataloader.batch_size
-    h, w = det_crop(cfg)
-    data = _det_batch(batch, h, w)
-    losses = []
-    with _Peak(device) as peak:
-        step_s = _timed(lambda: losses.append(_scalar(model.train_step(data, ow)['loss'])), device, steps, warmup)
-    if not all(math.isfinite(v) for v in losses):
-        raise FloatingPointError(f'non-finite loss {losses}')
-    return dict(config=DET_CONFIG, detector=cfg.model.type, step_s=step_s, img_s=batch / step_s, peak_mb=peak.mb,
-                batch=batch, crop=[h, w], **_counts(model))
+    out = _train_steps(cfg, precision, device, steps, warmup, _det_batch, det_crop(cfg))
+    return dict(out, config=DET_CONFIG, detector=cfg.model.type)
 
 
 def measure_loss_curve(precision, seed, iters, device, reduced, data_root, workers):

@@ -10,14 +10,7 @@ training changed: ``backbone.reins.*`` and the ``decode_head.*`` of ``ReinMask2F
 a full state dict of the mmdg Rein segmentor built from ``--config`` (default: the DINOv2-L GTA5 -> C/B/M
 config; pass the EVA02-L one for an EVA02 model), for ``tools/test.py`` and ``tools/cross_domain_eval.py``.
 
-Official layout -> mmdg:
-  backbone.reins.learnable_tokens_a  (L x m x r)  -> backbone.vit.blocks.<s+i>.learnable_tokens_a  (m x r)
-  backbone.reins.learnable_tokens_b  (L x r x C)  -> backbone.vit.blocks.<s+i>.learnable_tokens_b  (r x C)
-  backbone.reins.learnable_tokens    (L x m x C)  -> backbone.vit.blocks.<s+i>.learnable_tokens   (full tokens)
-  backbone.reins.{scale, mlp_token2feat.*, mlp_delta_f.*, transform.*, merge.*}
-                                                  -> backbone.vit.blocks.<s>.reins.*  (s: first Rein block)
-  decode_head.*                                   -> decode_head.*  (the same head and names)
-The ViT's own weights go under ``backbone.vit.blocks.N.block.*`` (the Rein adapter wraps each block).
+The key mapping from the official layout is described in mmdg/convert/rein.py.
 A file for another width, depth, token count or rank stops with the keys and shapes that differ.
 """
 import argparse
