@@ -134,3 +134,18 @@ class RNGStateCheckpointHook(Hook):
             torch.cuda.set_rng_state_all(cuda)
         runner.logger.info('torch random state restored from the resumed checkpoint')
         self._pending = None
+
+
+@HOOKS.register_module()
+class CheckpointDigestHook(Hook):
+    """Writes a content digest of the weights into every checkpoint's ``meta`` (``mmdg_content_digest``), which
+    every mmdg loader (``safe_torch_load``: tools, ``load_from``, ``--resume``) verifies: a checkpoint whose
+    bytes changed after it was written (disk or copy errors leave the zip readable) stops with a message
+    instead of scoring a damaged model. Runs after every other hook's ``before_save_checkpoint`` (EMA swaps
+    its dicts there, the adapter-only hook drops entries)."""
+
+    priority = 'LOWEST'
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        from mmdg.utils.checkpoint import DIGEST_KEY, content_digest
+        checkpoint.setdefault('meta', {})[DIGEST_KEY] = content_digest(checkpoint)

@@ -90,6 +90,37 @@ def _load_safetensors(filename: str, map_location: Any) -> dict:
                               'download it again') from None
 
 
+#: ``meta`` key of the content digest mmdg writes into its checkpoints (``CheckpointDigestHook``).
+DIGEST_KEY = 'mmdg_content_digest'
+#: The checkpoint entries the digest covers: every weight a test, a merge or a resume reads.
+DIGESTED = ('state_dict', 'ema_state_dict')
+
+
+def content_digest(ckpt: dict) -> str:
+    """BLAKE2b over the names, dtypes, shapes and bytes of the tensors in ``ckpt``'s :data:`DIGESTED` entries:
+    a flipped byte inside a tensor (which leaves the zip archive readable) changes it."""
+    import hashlib
+    h = hashlib.blake2b(digest_size=32)
+    for entry in DIGESTED:
+        for name, t in sorted((ckpt.get(entry) or {}).items()):
+            if not torch.is_tensor(t):
+                continue
+            t = t.detach().cpu().contiguous()
+            h.update(f'{entry}/{name}:{t.dtype}:{tuple(t.shape)};'.encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b'')
+    return h.hexdigest()
+
+
+def verify_content_digest(ckpt: Any, filename: str) -> None:
+    """A checkpoint that carries a digest must match it (files from elsewhere carry none: nothing to check)."""
+    expected = ckpt.get('meta', {}).get(DIGEST_KEY) if isinstance(ckpt, dict) and isinstance(ckpt.get('meta'), dict) \
+        else None
+    if expected and content_digest(ckpt) != expected:
+        raise CheckpointError(f'checkpoint {filename} is corrupt: its weights do not match the content digest written '
+                              'with them (a disk or copy error changed bytes inside the file); use an older '
+                              'checkpoint or copy it again')
+
+
 def safe_torch_load(filename: str, map_location: Any = 'cpu') -> Any:
     """``torch.load(weights_only=True)`` with mmengine's types allow-listed and clear errors; a
     ``.safetensors`` file is read with the safetensors package."""
@@ -104,7 +135,9 @@ def safe_torch_load(filename: str, map_location: Any = 'cpu') -> Any:
         return _load_safetensors(filename, map_location)
     try:
         with torch.serialization.safe_globals(MMENGINE_SAFE_GLOBALS):
-            return torch.load(filename, map_location=map_location, weights_only=True)
+            ckpt = torch.load(filename, map_location=map_location, weights_only=True)
+        verify_content_digest(ckpt, filename)
+        return ckpt
     except pickle.UnpicklingError as err:
         found = re.search(r'(?:Unsupported global|Unsupported operand|GLOBAL)[: ]+(?:GLOBAL )?([\w.]+)', str(err))
         with open(filename, 'rb') as f:
@@ -219,7 +252,8 @@ def is_complete_checkpoint(path: str) -> bool:
 
 def find_resumable_checkpoint(work_dir: str) -> Any:
     """The checkpoint ``--resume`` should continue from: the one ``work_dir/last_checkpoint`` names if it
-    is complete, else the newest complete ``iter_*.pth`` / ``epoch_*.pth`` (None if there is none).
+    is complete and reads whole (its content digest matching), else the newest such ``iter_*.pth`` /
+    ``epoch_*.pth`` (None if there is none); a skipped one is named on the console.
     Guards against a pointer that is empty or names a file cut short (runs killed while saving with
     mmengine's non-atomic writer, before mmdg's atomic one)."""
 
@@ -238,6 +272,11 @@ def find_resumable_checkpoint(work_dir: str) -> Any:
     candidates += sorted(found, key=step, reverse=True)
     for path in candidates:
         if osp.isfile(path) and is_complete_checkpoint(path):
+            try:  # read whole: a file whose bytes changed after it was written is no place to resume from
+                safe_torch_load(path)
+            except CheckpointError as err:
+                print(f'--resume: skipping {path}: {err}')
+                continue
             return path
     return None
 

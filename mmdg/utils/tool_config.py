@@ -134,14 +134,16 @@ STARTUP_CHECK = 'DataModelCheckHook'
 
 
 def add_startup_check(cfg: Config) -> Config:
-    """Add mmdg's ``DataModelCheckHook`` (model vs data at start-up) to ``cfg.custom_hooks`` unless it is
-    there already; only for configs in the mmdg scope, where the hook is registered."""
+    """Add mmdg's ``DataModelCheckHook`` (model vs data at start-up) and ``CheckpointDigestHook`` (a content
+    digest in every checkpoint written) to ``cfg.custom_hooks`` unless they are there already; only for
+    configs in the mmdg scope, where the hooks are registered."""
     if cfg.get('default_scope') != 'mmdg':
         return cfg
     hooks = list(cfg.get('custom_hooks') or [])
-    if not any(isinstance(h, dict) and str(h.get('type', '')).split('.')[-1] == STARTUP_CHECK for h in hooks):
-        hooks.append(dict(type=STARTUP_CHECK))
-        cfg.custom_hooks = hooks
+    for name in (STARTUP_CHECK, 'CheckpointDigestHook'):
+        if not any(isinstance(h, dict) and str(h.get('type', '')).split('.')[-1] == name for h in hooks):
+            hooks.append(dict(type=name))
+    cfg.custom_hooks = hooks
     return cfg
 
 
