@@ -97,8 +97,10 @@ def test_content_digest_catches_changed_bytes_and_resume_skips_them(tmp_path, ca
     assert torch.equal(safe_torch_load(str(plain))['state_dict']['w'], torch.ones(2))
 
 
-def test_training_writes_the_digest(tmp_path, demo_data, run_tool):
-    """tools/train.py adds CheckpointDigestHook: its checkpoints carry the digest, over the EMA-swapped dicts."""
+def test_training_writes_the_digest_and_the_method(tmp_path, demo_data, run_tool):
+    """tools/train.py adds CheckpointDigestHook: its checkpoints carry the digest and the tuning method, which
+    a config of another method refuses (a LoRA checkpoint scored 4.53 with a PiSSA config: keys and shapes
+    match)."""
     from mmdg.apis.demo import demo_config
     from mmdg.utils.checkpoint import DIGEST_KEY, content_digest
     cfg = demo_config('lora', data_root=demo_data, work_dir=str(tmp_path / 'work'), max_iters=1, num_workers=0)
@@ -108,3 +110,13 @@ def test_training_writes_the_digest(tmp_path, demo_data, run_tool):
     assert res.returncode == 0, res.stderr[-2000:]
     ckpt = torch.load(tmp_path / 'work' / 'iter_1.pth', weights_only=False)
     assert ckpt['meta'][DIGEST_KEY] == content_digest(ckpt)
+    # the method is recorded: a PiSSA config (the same keys and shapes as LoRA's) refuses the LoRA checkpoint
+    from mmengine.config import Config
+
+    from mmdg.utils.checkpoint import fit_config_to_checkpoint
+    assert ckpt['meta']['mmdg_method'] == 'LoRA'
+    pissa = Config.fromfile(os.path.join(os.path.dirname(os.path.dirname(__file__)), 'configs', 'demo', 'pissa.py'))
+    with pytest.raises(CheckpointError, match='was trained with LoRA, but the config builds PiSSA'):
+        fit_config_to_checkpoint(pissa.model, ckpt, 'iter_1.pth')
+    res = run_tool('test.py', 'configs/demo/pissa.py', tmp_path / 'work' / 'iter_1.pth', '--work-dir', tmp_path / 't')
+    assert res.returncode == 1 and 'was trained with LoRA, but the config builds PiSSA' in res.stderr

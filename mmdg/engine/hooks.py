@@ -138,7 +138,8 @@ class RNGStateCheckpointHook(Hook):
 
 @HOOKS.register_module()
 class CheckpointDigestHook(Hook):
-    """Writes a content digest of the weights into every checkpoint's ``meta`` (``mmdg_content_digest``), which
+    """Writes the tuning method (``mmdg_method``) and a content digest of the weights into every checkpoint's
+    ``meta`` (``mmdg_content_digest``), which
     every mmdg loader (``safe_torch_load``: tools, ``load_from``, ``--resume``) verifies: a checkpoint whose
     bytes changed after it was written (disk or copy errors leave the zip readable) stops with a message
     instead of scoring a damaged model. Runs after every other hook's ``before_save_checkpoint`` (EMA swaps
@@ -147,5 +148,8 @@ class CheckpointDigestHook(Hook):
     priority = 'LOWEST'
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        from mmdg.utils.checkpoint import DIGEST_KEY, content_digest
-        checkpoint.setdefault('meta', {})[DIGEST_KEY] = content_digest(checkpoint)
+        from mmdg.utils.checkpoint import DIGEST_KEY, METHOD_KEY, adapter_method, content_digest
+        meta = checkpoint.setdefault('meta', {})
+        if runner is not None:  # the method, which loading with another method's config refuses
+            meta[METHOD_KEY] = adapter_method(runner.cfg.model.get('backbone'))
+        meta[DIGEST_KEY] = content_digest(checkpoint)

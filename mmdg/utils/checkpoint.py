@@ -219,18 +219,35 @@ def load_checked(model: torch.nn.Module, checkpoint: str, ckpt: Any) -> dict:
     return ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
 
 
+#: ``meta`` key of the tuning method a checkpoint was trained with (``CheckpointDigestHook`` writes it).
+METHOD_KEY = 'mmdg_method'
+
+
+def adapter_method(backbone_cfg: Any) -> str:
+    """The tuning method a backbone config builds: its adapter type, or ``'no adapter'``."""
+    adapter = (backbone_cfg or {}).get('adapter') or {}
+    return str(adapter.get('type')) if adapter.get('type') else 'no adapter'
+
+
 def fit_config_to_checkpoint(model_cfg: Any, ckpt: Any, source: str = '') -> dict:
     """Adjust a model config (in place) to what ``ckpt`` holds; returns its ``meta``.
 
     - a full checkpoint holds every backbone weight: the ``pretrained`` file is not read (nor needed);
     - an adapter-only one (``meta.mmdg_adapter_only``) loads over the ``pretrained`` backbone;
     - a merged one (``meta.merged_from``, from ``tools/merge_adapters.py``) loads into the model without
-      adapters.
+      adapters;
+    - one trained with another method (``meta.mmdg_method``) than the config's adapter is refused.
     """
     meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
     backbone = model_cfg.get('backbone')
     if backbone is None:
         return meta
+    trained = meta.get(METHOD_KEY)
+    built = adapter_method(backbone)
+    if trained and not meta.get('merged_from') and trained != built:
+        # keys and shapes can match (LoRA and PiSSA have the same factors): the weights would mean another model
+        raise CheckpointError(f'{source or "the checkpoint"} was trained with {trained}, but the config builds '
+                              f'{built}: pass the config it was trained with')
     if meta.get('merged_from') and backbone.get('adapter'):
         print(f'{source or "the checkpoint"} holds merged weights: the model is built without adapters')
         backbone['adapter'] = None
