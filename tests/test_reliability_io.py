@@ -294,3 +294,17 @@ def test_two_training_runs_cannot_share_a_work_dir(tmp_path):
     with work_dir_lock(str(work)):
         assert json.loads((work / LOCK_NAME).read_text())['pid'] == os.getpid()
     assert not (work / LOCK_NAME).exists()
+
+
+def test_a_full_disk_while_saving_is_one_line(monkeypatch, capsys):
+    """ENOSPC while a checkpoint is written (an OSError without a file name, raised inside the loop) ended in a
+    traceback; now one line saying what survived."""
+    from mmdg.utils.tool_config import RUN_STATE, input_errors_as_messages
+    monkeypatch.delenv('MMDG_DEBUG', raising=False)
+    monkeypatch.setitem(RUN_STATE, 'in_loop', True)
+    with pytest.raises(SystemExit) as exc:
+        with input_errors_as_messages():
+            raise OSError(28, 'No space left on device')
+    err = capsys.readouterr().err
+    assert exc.value.code == 1 and 'No space left on device' in err and 'the last complete ones are intact' in err
+    assert 'Traceback' not in err

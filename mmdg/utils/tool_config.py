@@ -241,8 +241,14 @@ def check_total_batch(cfg: Config, auto_scale: bool = False) -> Config:
 INPUT_ERRORS = (KeyError, ValueError, OSError, FloatingPointError, TypeError)
 
 
+#: Errors of the machine, not of the code: reported in one line at any stage.
+DISK_FULL = (28, 122)  # ENOSPC, EDQUOT
+
+
 def is_input_error(exc: BaseException) -> bool:
     if type(exc).__module__.startswith('mmdg.'):
+        return True
+    if isinstance(exc, OSError) and exc.errno in DISK_FULL:
         return True
     if isinstance(exc, OSError) and getattr(exc, 'filename', None):
         return True
@@ -273,8 +279,11 @@ DEMO_DATA = (('data/demo_det', 'python tools/generate_demo_data.py --det'),
 
 
 def missing_data_hint(exc: BaseException, msg: str) -> str:
-    """For a missing file or folder: the command that generates the demo data it belongs to, else where the
+    """For a full disk: what survived. For a missing file or folder: the command that generates the demo data it belongs to, else where the
     real datasets' layouts and converters are described (one line, or nothing for other errors)."""
+    if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+        return ('(the disk is full: free space where the run writes; checkpoints and reports are written '
+                'atomically, so the last complete ones are intact)\n')
     if not isinstance(exc, FileNotFoundError):  # DatasetLayoutError is one
         return ''
     import re
