@@ -239,3 +239,11 @@ def test_labels_that_are_all_ignore_stop_the_run(tmp_path, small_layout):
     code, out = _tool('tools/train.py', cfg)
     _clean_failure(code, out, 'DataModelError', 'training batches hold no labelled pixel', 'every label is 255')
     assert not list((tmp_path / 'work').glob('*.pth'))
+
+
+def test_preprocessor_size_beside_size_divisor_is_named(tmp_path):
+    """mmseg asserts, at the first training batch and naming nothing, that only one of the two is set."""
+    code, out = _tool('tools/train.py', 'configs/demo/sora.py', '--work-dir', tmp_path / 'w', '--cfg-options',
+                      'model.data_preprocessor.size=[64,64]', 'model.data_preprocessor.size_divisor=32')
+    assert code == 1 and 'model.data_preprocessor has size=(64, 64) and size_divisor=32: give one' in out, out[-2000:]
+    assert 'Traceback' not in out and not (tmp_path / 'w').exists()

@@ -128,6 +128,13 @@ def check_config_values(cfg: Config) -> None:
     if isinstance(train, dict):
         for key in ('max_iters', 'max_epochs', 'val_interval'):
             need(f'train_cfg.{key}', train.get(key), lambda v: v >= 1, 'needs a whole number >= 1')
+    model = cfg.get('model')
+    pre = model.get('data_preprocessor') if isinstance(model, dict) else None
+    if isinstance(pre, dict) and cfg.get('task') != 'det' and pre.get('size') and pre.get('size_divisor'):
+        # mmseg pads a training batch to one of them and asserts that only one is set, at the first iteration
+        raise ConfigValueError(f'model.data_preprocessor has size={tuple(pre["size"])} and size_divisor='
+                               f'{pre["size_divisor"]}: give one (size pads every batch to that size, '
+                               'size_divisor to a multiple)')
 
 
 STARTUP_CHECK = 'DataModelCheckHook'
