@@ -111,3 +111,41 @@ def test_clear_errors(tmp_path, fixtures_dir):
         cityscapes_to_voc(osp.join(fixtures_dir, 'cityscapes'), str(tmp_path / 'out'), split='train')
     with pytest.raises(ValueError, match='inside the source'):
         cityscapes_to_voc(osp.join(fixtures_dir, 'cityscapes'), osp.join(fixtures_dir, 'cityscapes', 'x'))
+
+
+@pytest.mark.parametrize('edit, message', [
+    (lambda x: x[:len(x) // 2], r'not a readable VOC XML file \(truncated'),
+    (lambda x: x.replace('<name>', '<nome>').replace('</name>', '</nome>'), r'object 0 has no <name>'),
+    (lambda x: __import__('re').sub(r'<bndbox>.*?</bndbox>', '', x, flags=16), r'object 0 \(\w+\) has no <bndbox>'),
+    (lambda x: __import__('re').sub(r'<xmin>[^<]*</xmin>', '<xmin></xmin>', x), r"<xmin> is '', not a number"),
+    (lambda x: __import__('re').sub(r'<difficult>[^<]*</difficult>', '<difficult/>', x), r'<difficult> is None'),
+    (lambda x: __import__('re').sub(r'<xmin>[^<]*</xmin>', '<xmin>500</xmin>', x, count=1), r'object 0: inverted box'),
+    (lambda x: __import__('re').sub(r'<ymin>[^<]*</ymin>(.*?)<ymax>[^<]*</ymax>', r'<ymin>900</ymin>\1<ymax>950</ymax>',
+                                    x, count=1, flags=16), r'object 0: box .* lies outside the 128x64 image'),
+])
+def test_broken_annotations_name_the_file(tmp_path, edit, message):
+    """Pascal-VOC files mmdet reads with a TypeError, an AttributeError or a bare ParseError (no file named), or
+    accepts and fails later with "Cannot find valid image after 1000": each names the file and the object."""
+    from mmdg.datasets.layouts import AnnotationError
+    write_synthetic_voc(str(tmp_path / 'dwd'), {'fog': 'fog'}, dict(train=2), size=(64, 128))
+    ann = next((tmp_path / 'dwd' / 'fog').rglob('Annotations/*.xml'))
+    text = ann.read_text()
+    assert '<object>' in text
+    ann.write_text(edit(text))
+    with pytest.raises(AnnotationError, match=message) as err:
+        DiverseWeatherDataset(data_root=str(tmp_path / 'dwd'), domain='fog', split='train', pipeline=[])
+    assert ann.name in str(err.value)
+
+
+def test_a_training_split_without_any_usable_box_is_named(tmp_path):
+    import re
+    from mmdg.datasets.layouts import AnnotationError
+    write_synthetic_voc(str(tmp_path / 'dwd'), {'fog': 'fog'}, dict(train=2), size=(64, 128))
+    for ann in (tmp_path / 'dwd' / 'fog').rglob('Annotations/*.xml'):  # every box of no area
+        ann.write_text(re.sub(r'<xmax>[^<]*</xmax>', '<xmax>5</xmax>', re.sub(r'<xmin>[^<]*</xmin>', '<xmin>5</xmin>',
+                                                                         ann.read_text())))
+    with pytest.raises(AnnotationError, match='none of its 2 images has a box to train on'):
+        DiverseWeatherDataset(data_root=str(tmp_path / 'dwd'), domain='fog', split='train', pipeline=[])
+    ds = DiverseWeatherDataset(data_root=str(tmp_path / 'dwd'), domain='fog', split='train', pipeline=[],
+                               test_mode=True)  # scoring such a split is allowed: nothing to learn, nothing wrong
+    assert len(ds) == 2 and all(o['ignore_flag'] for o in ds.get_data_info(0)['instances'])

@@ -15,13 +15,14 @@ from __future__ import annotations
 import os
 import os.path as osp
 import re
+import xml.etree.ElementTree as ET
 from typing import List, Sequence
 
 from mmdet.datasets import XMLDataset
 
 from mmdg.registry import DATASETS
 
-from .layouts import DatasetLayoutError
+from .layouts import AnnotationError, DatasetLayoutError
 from .dg_seg import refuse_repeated_entries
 
 #: Diverse Weather classes, in the order of the benchmark.
@@ -95,27 +96,72 @@ class VOCDomainDataset(XMLDataset):
         if self.split != 'all':
             data_list = super().load_data_list()
             refuse_repeated_entries(data_list, 'img_id', self.ann_file, type(self).__name__)
-            return data_list
-        self.cat2label = {c: i for i, c in enumerate(self._metainfo['classes'])}
-        ann_dir = osp.join(self.sub_data_root, self.ann_subdir)
-        ids = sorted(f[:-4] for f in os.listdir(ann_dir) if f.endswith('.xml'))
-        return [self.parse_data_info(dict(img_id=i, file_name=osp.join(self.img_subdir, f'{i}.jpg'),
-                                          xml_path=osp.join(ann_dir, f'{i}.xml'))) for i in ids]
+        else:
+            self.cat2label = {c: i for i, c in enumerate(self._metainfo['classes'])}
+            ann_dir = osp.join(self.sub_data_root, self.ann_subdir)
+            ids = sorted(f[:-4] for f in os.listdir(ann_dir) if f.endswith('.xml'))
+            data_list = [self.parse_data_info(dict(img_id=i, file_name=osp.join(self.img_subdir, f'{i}.jpg'),
+                                                   xml_path=osp.join(ann_dir, f'{i}.xml'))) for i in ids]
+        usable = sum(not inst['ignore_flag'] for d in data_list for inst in d['instances'])
+        if data_list and not usable and not self.test_mode:
+            # training would draw crops forever and stop with mmengine's "Cannot find valid image after 1000"
+            raise AnnotationError(f'{type(self).__name__} {self.sub_data_root} ({self.split}): none of its '
+                                  f'{len(data_list)} images has a box to train on (every box is of no area, '
+                                  'difficult or of an ignored class)')
+        return data_list
 
     def parse_data_info(self, img_info: dict):
         if not osp.isfile(img_info['xml_path']):
             raise DatasetLayoutError(f'{type(self).__name__}: annotation {img_info["xml_path"]} listed in '
                                      f'{self.ann_file or "Annotations/"} does not exist')
         self._xml_path = img_info['xml_path']  # for the error message of _parse_instance_info
-        return super().parse_data_info(img_info)
+        try:
+            info = super().parse_data_info(img_info)
+        except ET.ParseError as err:
+            raise AnnotationError(f'{self._xml_path}: not a readable VOC XML file (truncated or corrupt: {err})') \
+                from None
+        w, h = info.get('width'), info.get('height')
+        for i, inst in enumerate(info.get('instances', [])):
+            x1, y1, x2, y2 = inst['bbox']
+            if x2 < x1 or y2 < y1:
+                raise AnnotationError(f'{self._xml_path}: object {i}: inverted box (xmin, ymin, xmax, ymax) = '
+                                      f'{self._raw_box(i)}')
+            if w and h and (x2 < 0 or y2 < 0 or x1 >= w or y1 >= h):
+                raise AnnotationError(f'{self._xml_path}: object {i}: box {self._raw_box(i)} lies outside the '
+                                      f'{w}x{h} image')
+            if x2 == x1 or y2 == y1:
+                inst['ignore_flag'] = 1  # a box of no area teaches nothing; mmdet would crop it away later
+        return info
+
+    def _raw_box(self, i: int):
+        obj = ET.parse(self._xml_path).findall('object')[i].find('bndbox')
+        return tuple(obj.find(k).text for k in ('xmin', 'ymin', 'xmax', 'ymax'))
 
     def _parse_instance_info(self, raw_ann_info, minus_one: bool = True) -> List[dict]:
         classes = self._metainfo['classes']
-        for obj in raw_ann_info.findall('object'):
-            name = obj.find('name').text
+        for i, obj in enumerate(raw_ann_info.findall('object')):
+            name = (obj.findtext('name') or '').strip()
+            if not name:
+                raise AnnotationError(f'{self._xml_path}: object {i} has no <name>')
             if name not in classes and name not in self.ignore_classes:
                 raise ValueError(f'{self._xml_path}: unknown class {name!r}; {type(self).__name__} has classes '
                                  f'{list(classes)} (ignore_classes=[...] skips names on purpose)')
+            if name not in classes:
+                continue
+            difficult = obj.find('difficult')
+            if difficult is not None and not (difficult.text or '').strip().isdigit():
+                raise AnnotationError(f'{self._xml_path}: object {i} ({name}): <difficult> is '
+                                      f'{difficult.text!r}, not 0 or 1')
+            box = obj.find('bndbox')
+            if box is None:
+                raise AnnotationError(f'{self._xml_path}: object {i} ({name}) has no <bndbox>')
+            for key in ('xmin', 'ymin', 'xmax', 'ymax'):
+                text = (box.findtext(key) or '').strip()
+                try:
+                    float(text)
+                except ValueError:
+                    raise AnnotationError(f'{self._xml_path}: object {i} ({name}): <{key}> is {text!r}, not a '
+                                          'number') from None
         return super()._parse_instance_info(raw_ann_info, minus_one=minus_one)
 
 

@@ -16,6 +16,11 @@ class LabelSizeError(LabelValueError):
     """A label image whose size differs from its image's."""
 
 
+class AnnotationError(ValueError):
+    """A box annotation file that cannot be read as what it should be (truncated XML, a field missing or empty,
+    a box outside its image or inverted), named with the file and the object."""
+
+
 class CorruptFileError(OSError):
     """A file that exists but cannot be read as what it should be (truncated, corrupt, another format)."""
 
