@@ -247,3 +247,20 @@ def test_preprocessor_size_beside_size_divisor_is_named(tmp_path):
                       'model.data_preprocessor.size=[64,64]', 'model.data_preprocessor.size_divisor=32')
     assert code == 1 and 'model.data_preprocessor has size=(64, 64) and size_divisor=32: give one' in out, out[-2000:]
     assert 'Traceback' not in out and not (tmp_path / 'w').exists()
+
+
+def test_a_strip_image_is_named_and_a_checkpoint_without_classes_infers(demo_model, tmp_path):
+    """An 8192x2 image ended in OpenCV's `inv_scale_x > 0` assertion (no file named); a checkpoint without
+    dataset_meta made tools/infer.py fail looking up the dataset's classes in the wrong registry."""
+    import cv2
+    import numpy as np
+    import torch
+    config, ckpt, _ = demo_model
+    bare = tmp_path / 'bare.pth'  # the weights only: classes and palette come from the config's dataset
+    torch.save(dict(state_dict=torch.load(ckpt, weights_only=False)['state_dict']), bare)
+    cv2.imwrite(str(tmp_path / 'strip.png'), np.zeros((2, 8192, 3), np.uint8))
+    code, out = _tool('tools/infer.py', config, bare, tmp_path / 'strip.png', '--out', tmp_path / 'o')
+    assert code == 1 and 'strip.png: an image of 8192x2 px (WxH)' in out and 'Traceback' not in out, out[-2000:]
+    cv2.imwrite(str(tmp_path / 'ok.png'), np.zeros((64, 128, 3), np.uint8))
+    code, out = _tool('tools/infer.py', config, bare, tmp_path / 'ok.png', '--out', tmp_path / 'o2')
+    assert code == 0, out[-2000:]

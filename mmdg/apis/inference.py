@@ -54,7 +54,7 @@ def inference_pipeline(cfg: Config, arrays: bool = False) -> List[dict]:
 
 def _dataset_meta(cfg: Config) -> dict:
     """Class names and palette of the config's test dataset class (for a checkpoint without them)."""
-    from mmengine.registry import DATASETS
+    from mmdg.registry import DATASETS  # mmdg's registry: its own types, mmseg's (its parent) and scoped ones
     dataset = (cfg.get('test_dataloader') or cfg.val_dataloader).dataset
     while dataset.get('type') in ('MultiDomainDataset', 'ConcatDataset', 'RepeatDataset'):
         dataset = next(iter(dataset['domains'].values())) if 'domains' in dataset else (

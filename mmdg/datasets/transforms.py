@@ -18,7 +18,13 @@ class ImageDecodeError(OSError):
 
 @TRANSFORMS.register_module()
 class LoadImageChecked(LoadImageFromFile):
-    """``LoadImageFromFile`` whose failure names the file and the reason."""
+    """``LoadImageFromFile`` whose failure names the file and the reason; an image with a side shorter than
+    ``min_side`` pixels (an 8192x2 strip: resizing it for the model gives a side of 0 px, and OpenCV fails
+    naming nothing) is refused the same way."""
+
+    def __init__(self, min_side: int = 8, **kwargs):
+        super().__init__(**kwargs)
+        self.min_side = min_side
 
     def transform(self, results: dict):
         try:
@@ -29,6 +35,10 @@ class LoadImageChecked(LoadImageFromFile):
                                        'was listed, or a link whose target is gone)') from exc
             raise ImageDecodeError(f'{results["img_path"]}: cannot be decoded as an image '
                                    f'(truncated, corrupt or not an image file): {exc}') from exc
+        h, w = out['img'].shape[:2]
+        if min(h, w) < self.min_side:
+            raise ImageDecodeError(f'{results["img_path"]}: an image of {w}x{h} px (WxH); a side shorter than '
+                                   f'{self.min_side} px shrinks to nothing when resized for the model')
         return out
 
 
