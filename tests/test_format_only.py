@@ -1,5 +1,6 @@
 """Predictions for a benchmark server: the ACDC test split (no labels) through the real tools/test.py."""
 import glob
+import json
 import os.path as osp
 
 import numpy as np
@@ -43,6 +44,9 @@ def test_acdc_test_split_is_written_per_condition_in_train_ids(trained, tmp_path
             pred = np.asarray(Image.open(p))
             assert pred.shape == np.asarray(Image.open(images[0])).shape[:2]
             assert pred.max() <= 18  # train ids, as the official configs write them
+    note = json.load(open(osp.join(out, 'label_encoding.json')))  # the folder says how to read it
+    assert note['encoding'] == 'train_id' and note['values']['0'] == 'road' and note['values']['18'] == 'bicycle'
+    assert f'predictions: {out} (train_id:' in proc.stdout  # and so does the console
     again = _test(config, ckpt, '--out', out)  # never into a folder that holds predictions already
     assert again.returncode == 1 and 'not empty' in again.stderr and 'Traceback' not in again.stderr
 
@@ -56,6 +60,8 @@ def test_label_id_encoding(trained, tmp_path):
     for p in glob.glob(osp.join(out, '*', '*.png')):
         values |= set(np.unique(np.asarray(Image.open(p))).tolist())
     assert values and values <= LABEL_IDS
+    note = json.load(open(osp.join(out, 'label_encoding.json')))
+    assert note['encoding'] == 'label_id' and note['values']['7'] == 'road' and note['values']['33'] == 'bicycle'
 
 
 def test_out_beside_the_metric_and_format_only():

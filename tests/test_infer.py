@@ -1,6 +1,7 @@
 """tools/infer.py through its real command line and mmdg.apis' init_model / inference_model: labelled
 pictures and raw label maps for a folder (kept sub-folders) and for one real-format image; arrays in,
 the same prediction out."""
+import json
 import os.path as osp
 
 import numpy as np
@@ -21,6 +22,8 @@ def test_folder_and_real_format_image(demo_model, fixtures_dir, tmp_path):
     proc = _infer(config, ckpt, images, '--out', str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert '2 image(s)' in proc.stdout and '100%' in proc.stderr  # the progress bar of a folder
+    assert '(train_id: pixel value = the 19 Cityscapes train ids' in proc.stdout  # one default, as tools/test.py
+    assert json.load(open(out / 'pred' / 'label_encoding.json'))['encoding'] == 'train_id'
     preds = sorted((out / 'pred').rglob('*.png'))
     vis = sorted((out / 'vis').rglob('*.png'))
     assert len(preds) == len(vis) == 2

@@ -4,9 +4,10 @@
 
 For each image (a folder is searched recursively; its sub-folders are kept under ``--out``):
 ``DIR/vis/<name>.png``, the prediction drawn on the image with class names through the config's
-visualizer, and ``DIR/pred/<name>.png``, the raw label map (one channel, the model's class ids, as
-``tools/test.py --out --label-encoding train_id``); detection configs write ``DIR/pred/<name>.json``
-(boxes x1 y1 x2 y2, scores, class names) instead.
+visualizer, and ``DIR/pred/<name>.png``, the raw label map: one channel, the model's class ids (the 19
+train ids; ``--label-encoding label_id``: Cityscapes label ids), the same default as ``tools/test.py --out``;
+``DIR/pred/label_encoding.json`` says which. Detection configs write ``DIR/pred/<name>.json`` (boxes x1 y1
+x2 y2, scores, class names) instead.
 """
 import argparse
 import errno
@@ -33,6 +34,8 @@ def parse_args(argv=None):
     p.add_argument('--batch-size', type=positive_int, default=1)
     p.add_argument('--opacity', type=float, default=0.5, help='of the drawn segments (0-1)')
     p.add_argument('--score-thr', type=float, default=0.3, help='detection: boxes drawn above this score')
+    p.add_argument('--label-encoding', choices=['train_id', 'label_id'], default='train_id',
+                   help='pixel values of the label PNGs: the 19 train ids (default) or Cityscapes label ids')
     p.add_argument('--cfg-options', nargs='+', action=DictAction, help='key=value pairs merged into the config')
     return p.parse_args(argv)
 
@@ -55,12 +58,14 @@ def list_images(path: str):
     return sorted(found)
 
 
-def write_prediction(result, classes, path_stem: str) -> str:
+def write_prediction(result, classes, path_stem: str, encoding: str = 'train_id') -> str:
     """The raw prediction: a label PNG (segmentation) or a JSON of boxes (detection)."""
     os.makedirs(osp.dirname(path_stem), exist_ok=True)
     if 'pred_sem_seg' in result:
         from PIL import Image
-        labels = result.pred_sem_seg.data[0].cpu().numpy().astype('uint8')
+
+        from mmdg.evaluation.prediction_writer import encode_prediction
+        labels = encode_prediction(result.pred_sem_seg.data[0].cpu().numpy(), encoding)
         Image.fromarray(labels).save(path_stem + '.png')
         return path_stem + '.png'
     inst = result.pred_instances
@@ -100,11 +105,16 @@ def infer(args):
             vis = osp.join(args.out, 'vis', stem + '.png')
             os.makedirs(osp.dirname(vis), exist_ok=True)
             draw_result(model, path, result, out_file=vis, score_thr=args.score_thr, visualizer=visualizer)
-            written.append((vis, write_prediction(result, classes, osp.join(args.out, 'pred', stem))))
+            written.append((vis, write_prediction(result, classes, osp.join(args.out, 'pred', stem),
+                                                  args.label_encoding)))
         bar.update(len(chunk))
     bar.close()
-    print(f'{len(written)} image(s): labelled pictures in {osp.join(args.out, "vis")}, '
-          f'predictions in {osp.join(args.out, "pred")}')
+    where = f'predictions in {osp.join(args.out, "pred")}'
+    if written and written[0][1].endswith('.png'):
+        from mmdg.evaluation.prediction_writer import ENCODINGS, write_encoding_note
+        write_encoding_note(osp.join(args.out, 'pred'), args.label_encoding, classes)
+        where += f' ({args.label_encoding}: {ENCODINGS[args.label_encoding]}; label_encoding.json beside them)'
+    print(f'{len(written)} image(s): labelled pictures in {osp.join(args.out, "vis")}, {where}')
     return written
 
 

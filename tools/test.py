@@ -31,10 +31,9 @@ def parse_args(argv=None):
                                       '(detection: a .pkl file of the detections)')
     parser.add_argument('--format-only', action='store_true',
                         help='only write the predictions (needs --out or a config whose test evaluator writes)')
-    parser.add_argument('--label-encoding', choices=['label_id', 'train_id'], default=None,
-                        help="PNG encoding of the predictions: Cityscapes label ids (cityscapesScripts' encoding; "
-                             "the default of a writer added by --out) or the 19 train ids (the ACDC configs' own "
-                             'writer, as the official configs)')
+    parser.add_argument('--label-encoding', choices=['train_id', 'label_id'], default=None,
+                        help="PNG encoding of the predictions: the 19 train ids (the default, as tools/infer.py and "
+                             "the official ACDC configs) or Cityscapes label ids (cityscapesScripts' encoding)")
     parser.add_argument('--show-dir', help='draw labelled ground truth | prediction pictures into this folder')
     parser.add_argument('--show', action='store_true', help='show the pictures in a window')
     parser.add_argument('--wait-time', type=float, default=2, help='seconds each shown picture stays (0: a key)')
@@ -91,6 +90,11 @@ def report(runner, metrics, results, args):
     elif metrics:
         print('\n'.join(f'{k}: {v:.2f}' if isinstance(v, float) else f'{k}: {v}' for k, v in metrics.items()))
     where = [f'log: {osp.join(runner.log_dir, runner.timestamp + ".log")}']
+    from mmdg.apis.evaluation import prediction_writers
+    from mmdg.evaluation.prediction_writer import ENCODINGS
+    for w in prediction_writers(runner):
+        where.append(f'predictions: {w.output_dir} ({w.encoding}: {ENCODINGS[w.encoding]}; label_encoding.json '
+                     'beside them)')
     if args.show_dir:
         where.append(f'pictures: {args.show_dir}')
     print('\n' + '; '.join(where))

@@ -148,3 +148,9 @@ def build_test_runner(cfg: Config, checkpoint: str, tta: bool = False, amp: bool
     if console_args is not None:
         apply_console_args(cfg, console_args)
     return build_loaded_runner(cfg, checkpoint)
+
+
+def prediction_writers(runner) -> list:
+    """The ``SegPredictionWriter`` metrics of a runner's test evaluator (what ``--out`` or a config added)."""
+    from mmdg.evaluation.prediction_writer import SegPredictionWriter
+    return [m for m in runner.test_loop.evaluator.metrics if isinstance(m, SegPredictionWriter)]
