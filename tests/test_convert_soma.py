@@ -379,7 +379,7 @@ def test_adapters_in_other_blocks_or_none_are_refused(large):
 
 
 # --- detection: the released DGOD checkpoint (DINOv2 SoRA + Co-DINO) ---------------------------------
-DET_CONFIG = 'configs/dg_det/sora/sora_dinov2-l_codino_40k_dwd-1024.py'
+DET_CONFIG = 'configs/dg_det/sora/sora_dinov2-l_codino_4xb2-40k_dwd-1024.py'
 #: the Co-DINO recipe on DINOv2-S at 256 px, one encoder and two decoder layers, 10 queries, narrow heads
 DET_OPTIONS = SMALL_OPTIONS[:4] + [
     'model.backbone.img_size=256', 'model.neck.in_channels=[384,384,384,384]', 'model.num_queries=10',

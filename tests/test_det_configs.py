@@ -30,11 +30,11 @@ def _name(path):
 def test_the_grid_is_complete():
     names = {_name(c) for c in CONFIGS}
     for method in ('sora', 'lora', 'full', 'frozen'):
-        assert f'{method}/{method}_dinov2-l_codino_40k_dwd-1024.py' in names  # the published detector
-        assert f'{method}/{method}_dinov2-l_dino_40k_dwd-1024.py' in names  # the lighter DETR variant
-    assert 'sora/sora_dinov2-l_faster-rcnn_40k_dwd-1024.py' in names
-    assert 'sora/sora_dinov2-l_codino_40k_cityscapes-to-foggy-1024.py' in names
-    assert 'sora/sora_dinov2-l_dino_40k_cityscapes-to-foggy-1024.py' in names
+        assert f'{method}/{method}_dinov2-l_codino_4xb2-40k_dwd-1024.py' in names  # the published detector
+        assert f'{method}/{method}_dinov2-l_dino_4xb2-40k_dwd-1024.py' in names  # the lighter DETR variant
+    assert 'sora/sora_dinov2-l_faster-rcnn_4xb2-40k_dwd-1024.py' in names
+    assert 'sora/sora_dinov2-l_codino_4xb2-40k_cityscapes-to-foggy-1024.py' in names
+    assert 'sora/sora_dinov2-l_dino_4xb2-40k_cityscapes-to-foggy-1024.py' in names
     doc = open(osp.join(REPO, 'docs', 'detection.md')).read()
     missing = [n for n in names if n not in doc]
     assert not missing, f'docs/detection.md does not list {missing}'
@@ -114,7 +114,7 @@ def _parity():
     return parity
 
 
-CODINO_SORA = 'sora/sora_dinov2-l_codino_40k_dwd-1024.py'
+CODINO_SORA = 'sora/sora_dinov2-l_codino_4xb2-40k_dwd-1024.py'
 
 
 @pytest.mark.parametrize('setting, change', [
@@ -159,3 +159,15 @@ def test_parity_doc_lists_every_detection_config():
     parity = _parity()
     text = open(osp.join(REPO, 'docs', 'parity.md')).read()
     assert text.endswith(parity.det_render(parity.det_load_all()))
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=_name)
+def test_the_name_says_gpus_and_batch(path):
+    """As mmdet's and the segmentation configs' names: ``<gpus>xb<batch per gpu>``, agreeing with the config's
+    per-GPU batch and the total batch its learning rate is set for (auto_scale_lr.base_batch_size)."""
+    import re
+    m = re.search(r'_(\d+)xb(\d+)-', osp.basename(path))
+    assert m, osp.basename(path)
+    cfg = Config.fromfile(path)
+    gpus, batch = int(m.group(1)), int(m.group(2))
+    assert cfg.train_dataloader.batch_size == batch and gpus * batch == cfg.auto_scale_lr.base_batch_size

@@ -12,7 +12,7 @@ from conftest import REPO, invoke_tool
 from conftest import DWD_FOLDERS
 from mmdg.testing import toy_recipe
 
-DINO_LORA = osp.join(REPO, 'configs', 'dg_det', 'lora', 'lora_dinov2-l_dino_40k_dwd-1024.py')
+DINO_LORA = osp.join(REPO, 'configs', 'dg_det', 'lora', 'lora_dinov2-l_dino_4xb2-40k_dwd-1024.py')
 
 
 def _run(*args):

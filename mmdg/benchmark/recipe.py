@@ -26,7 +26,7 @@ BACKBONES = ('dinov2-l', 'dinov3-l')
 DINOV3_METHODS = ('frozen', 'full', 'lora', 'sora')
 SECTIONS = ('train', 'mfu', 'svd', 'loader', 'slide', 'det')
 SEG_CONFIG = 'configs/dg_seg/{m}/{m}_{backbone}_mask2former_1xb4-40k_gta5-to-cbm-512x512.py'
-DET_CONFIG = 'configs/dg_det/sora/sora_dinov2-l_dino_40k_dwd-1024.py'
+DET_CONFIG = 'configs/dg_det/sora/sora_dinov2-l_dino_4xb2-40k_dwd-1024.py'
 #: bf16 dense (no sparsity) peak TFLOP/s, matched against torch.cuda.get_device_name() in this order.
 PEAK_TFLOPS = (('H100 PCIe', 756.0), ('H100', 989.0), ('H200', 989.0), ('A100', 312.0))
 GTA5_SIZE = (1052, 1914)  # (h, w) of a GTA5 frame

@@ -9,7 +9,7 @@ tokens). The official converted file or a ``tools/convert/vit.py --patch-resampl
 the same crop size are accepted as well. SOMA_PTH holds the LoRA factors, the
 biases and the Mask2Former head; a released detection checkpoint (DINOv2-L SoRA + Co-DINO, recognised by
 its ``query_head.*`` tensors) holds the backbone and the whole detector, and converts for
-``configs/dg_det/sora/sora_dinov2-l_codino_40k_dwd-1024.py`` by default (the official Co-DINO names are
+``configs/dg_det/sora/sora_dinov2-l_codino_4xb2-40k_dwd-1024.py`` by default (the official Co-DINO names are
 mapped onto mmdg's CoDINO, which follows mmdet's DINO layout). The output is a full state dict of the mmdg SoRA segmentor built from
 ``--config`` (default: the GTA5 -> C/B/M 512 config, or the Cityscapes -> ACDC 1024 config with
 ``--crop 1024``), for ``tools/test.py`` and ``tools/cross_domain_eval.py`` with that config.
