@@ -72,6 +72,22 @@ def test_browse_dataset_draws_labels_per_domain(small_run, tmp_path):
     assert w == 2 * h * 2 and np.abs(left - right).mean() > 5  # image | image with labels drawn
 
 
+def test_browse_dataset_show(small_run, tmp_path, monkeypatch):
+    """--show puts each picture in a window, as mmseg's browse_dataset does; without a display it says so."""
+    import mmcv
+    monkeypatch.delenv('DISPLAY', raising=False)
+    monkeypatch.delenv('WAYLAND_DISPLAY', raising=False)
+    res = invoke_tool(os.path.join(TOOLS, 'browse_dataset.py'), small_run / 'cfg.py', '--show')
+    assert res.returncode == 1 and '--show needs a display' in res.stderr
+    shown = []
+    monkeypatch.setattr(mmcv, 'imshow', lambda img, win_name='', wait_time=0: shown.append((win_name, wait_time)))
+    res = invoke_tool(os.path.join(TOOLS, 'browse_dataset.py'), small_run / 'cfg.py', '--show', '--split', 'val',
+                      '--max', 1, '--show-interval', 0.5, env=dict(DISPLAY=':0'))
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert [name.split(':')[0] for name, _ in shown] == ['fog', 'night', 'rain', 'realistic', 'source']
+    assert all(wait == 500 for _, wait in shown) and not list(tmp_path.iterdir())  # nothing written
+
+
 def test_browse_dataset_on_real_cityscapes_labels(fixtures_dir, tmp_path):
     """A real Cityscapes frame with its converted train ids: the overlay colours are the palette colours
     of the classes the label file holds."""

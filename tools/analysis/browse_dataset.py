@@ -2,7 +2,7 @@
 a label converter (wrong ids show up as wrong colours, shifted or mis-sized masks as misplaced ones).
 
     python tools/analysis/browse_dataset.py CONFIG --out DIR [--split train|val|test] [--max 20]
-        [--domain fog] [--no-pipeline]
+        [--domain fog] [--no-pipeline] [--show [--show-interval 2]]
 
 One PNG per sample under DIR (``<domain>_<index>_<image name>.png``): the image beside the image with its
 labels drawn (class names on the segments, or boxes with class names). Uses the config's visualizer (mmseg's ``SegLocalVisualizer``, or
@@ -58,7 +58,9 @@ def _walk_pipelines(ds, fn):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('config')
-    p.add_argument('--out', required=True, help='folder for the pictures')
+    p.add_argument('--out', help='folder for the pictures (needed unless --show)')
+    p.add_argument('--show', action='store_true', help='show each picture in a window (as mmseg\'s browse_dataset)')
+    p.add_argument('--show-interval', type=float, default=2, help='seconds each shown picture stays (0: a key)')
     p.add_argument('--split', default='train', choices=['train', 'val', 'test', 'target'])
     p.add_argument('--domain', help='only this domain of a multi-domain split')
     p.add_argument('--max', type=int, default=20, help='pictures per domain (default 20)')
@@ -66,6 +68,10 @@ def main(argv=None):
     p.add_argument('--opacity', type=float, default=0.5, help='label overlay opacity')
     add_cfg_options(p)
     args = p.parse_args(argv)
+    if not (args.out or args.show):
+        p.error('give --out DIR, --show, or both')
+    if args.show and os.name == 'posix' and not (os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY')):
+        raise SystemExit('error: --show needs a display (no DISPLAY here); write the pictures with --out DIR')
     from mmdg.utils.tool_config import input_errors_as_messages
     with input_errors_as_messages():
         run(args)
@@ -82,7 +88,8 @@ def run(args):
     if 'Seg' in str(vis_cfg.get('type')):
         vis_cfg['alpha'] = args.opacity
     visualizer = VISUALIZERS.build(vis_cfg)
-    os.makedirs(args.out, exist_ok=True)
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
     written = 0
     for domain, ds_cfg in dataset_configs(cfg, args.split, args.domain).items():
         ds_cfg = copy.deepcopy(ds_cfg)
@@ -100,14 +107,16 @@ def run(args):
             if boxes is not None and hasattr(boxes.get('bboxes', None), 'tensor'):
                 boxes.bboxes = boxes.bboxes.tensor  # mmdet's visualizer draws plain tensors, not box objects
             stem = osp.splitext(osp.basename(sample.metainfo.get('img_path', f'{i}')))[0]
-            out_file = osp.join(args.out, f'{domain}_{i:04d}_{stem}.png')
             visualizer.add_datasample(stem, img, sample, draw_gt=True, draw_pred=False, show=False)
             drawn = visualizer.get_image()
             if drawn.shape[:2] == img.shape[:2]:
                 drawn = np.concatenate([img, drawn], axis=1)  # the bare image beside: what the labels hide
-            mmcv.imwrite(mmcv.rgb2bgr(drawn), out_file)
+            if args.out:
+                mmcv.imwrite(mmcv.rgb2bgr(drawn), osp.join(args.out, f'{domain}_{i:04d}_{stem}.png'))
+            if args.show:
+                mmcv.imshow(mmcv.rgb2bgr(drawn), win_name=f'{domain}: {stem}', wait_time=int(args.show_interval * 1000))
             written += 1
-        print(f'{domain}: {min(args.max, len(dataset))} of {len(dataset)} images -> {args.out}')
+        print(f'{domain}: {min(args.max, len(dataset))} of {len(dataset)} images' + (f' -> {args.out}' if args.out else ''))
     if not written:
         raise SystemExit('error: the dataset is empty (check data_root and data_prefix)')
 
