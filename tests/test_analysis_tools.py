@@ -227,3 +227,12 @@ def test_svd_time_reports_each_shape_and_the_start_up():
     out = _run('svd_time.py', '--dim', 64, '--hidden', 128, '--mlp', 'swiglu', '--blocks', 3, timeout=120)
     assert '64x64:' in out and '128x64:' in out and '64x128:' in out
     assert 'q, k, v in one batched call' in out and '3 adapted blocks:' in out
+
+
+def test_inference_benchmark_of_a_checkpoint(demo_model):
+    """tools/analysis/benchmark.py CONFIG CHECKPOINT, as mmseg's: per-image progress and the overall fps."""
+    config, ckpt, _ = demo_model
+    out = _run('benchmark.py', config, ckpt, '--images', 1, '--warmup', 1, '--repeat-times', 2)
+    assert 'Done image [1/1], fps:' in out and 'Overall fps:' in out and ' ± ' in out
+    res = invoke_tool(os.path.join(TOOLS, 'benchmark.py'), config, ckpt, '--warmup', 5)
+    assert res.returncode == 1 and 'fewer than the 5 warm-up ones' in res.stderr
