@@ -58,3 +58,14 @@ def test_api_on_files_and_arrays(demo_model):
     assert torch.equal(from_file.pred_sem_seg.data, from_array.pred_sem_seg.data)
     picture = draw_result(model, path, from_file)
     assert picture.shape == mmcv.imread(path).shape
+
+
+def test_images_whose_outputs_would_collide_are_refused(demo_model, tmp_path):
+    """a.jpg and a.png in one folder both wrote pred/a.png (the second replacing the first) while the count said
+    two images; now refused before anything is predicted."""
+    config, ckpt, _ = demo_model
+    for ext in ('.jpg', '.png'):
+        Image.fromarray(np.zeros((64, 128, 3), np.uint8)).save(tmp_path / f'a{ext}')
+    res = _infer(config, ckpt, tmp_path, '--out', tmp_path / 'out')
+    assert res.returncode == 1 and 'would write the same output files (a.png)' in res.stderr
+    assert not (tmp_path / 'out').exists()

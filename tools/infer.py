@@ -55,6 +55,12 @@ def list_images(path: str):
                 found.append((full, osp.relpath(full, path)))
     if not found:
         raise FileNotFoundError(f'{path}: no image ({", ".join(IMAGE_EXTENSIONS)}) in this folder')
+    by_stem = {}
+    for full, rel in sorted(found):  # a.jpg and a.png would write the same pred/a.png and vis/a.png
+        other = by_stem.setdefault(osp.splitext(rel)[0], rel)
+        if other != rel:
+            raise ValueError(f'{osp.join(path, other)} and {full} would write the same output files '
+                             f'({osp.splitext(rel)[0]}.png): rename one, or predict them separately')
     return sorted(found)
 
 
