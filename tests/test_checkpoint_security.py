@@ -120,3 +120,28 @@ def test_training_writes_the_digest_and_the_method(tmp_path, demo_data, run_tool
         fit_config_to_checkpoint(pissa.model, ckpt, 'iter_1.pth')
     res = run_tool('test.py', 'configs/demo/pissa.py', tmp_path / 'work' / 'iter_1.pth', '--work-dir', tmp_path / 't')
     assert res.returncode == 1 and 'was trained with LoRA, but the config builds PiSSA' in res.stderr
+
+
+def test_a_checkpoint_that_does_not_cover_the_model_is_refused(demo_model, demo_data, tmp_path, run_tool):
+    """The probe: an adapter-only checkpoint re-saved as a bare state dict, or {'state_dict': {}}, evaluated a
+    randomly initialised backbone (mIoU 0.83 / 0.66); `load_from` of another architecture trained from scratch
+    after 127 warnings. Each stops now, naming weights the model expects and the file lacks."""
+    config, ckpt, _ = demo_model
+    full = torch.load(ckpt, weights_only=False)['state_dict']
+    head_only = {k: v for k, v in full.items() if not k.startswith('backbone.')}  # a bare partial state dict
+    for name, content in (('bare.pth', head_only), ('empty.pth', dict(state_dict={}))):
+        torch.save(content, tmp_path / name)
+        res = run_tool('test.py', config, tmp_path / name, '--work-dir', tmp_path / 'w')
+        assert res.returncode == 1 and 'weights this model' in res.stderr and 'would stay random' in res.stderr, \
+            res.stderr[-2000:]
+    # training from a checkpoint of another architecture (a detector's weights for a segmentor)
+    from mmdg.apis.demo import demo_config
+    other = tmp_path / 'other.pth'
+    torch.save(dict(state_dict={'neck.conv.weight': torch.zeros(2, 2), **head_only}), other)
+    cfg = demo_config('lora', data_root=demo_data, work_dir=str(tmp_path / 'tw'), max_iters=1, num_workers=0)
+    cfg.load_from = str(other)
+    cfg.dump(str(tmp_path / 'cfg.py'))
+    res = run_tool('train.py', tmp_path / 'cfg.py')
+    assert res.returncode == 1 and "key(s) the model does not have, e.g. ['neck.conv.weight']" in res.stderr, \
+        res.stderr[-2000:]
+    assert not list((tmp_path / 'tw').glob('iter_*.pth'))  # nothing trained

@@ -153,3 +153,21 @@ class CheckpointDigestHook(Hook):
         if runner is not None:  # the method, which loading with another method's config refuses
             meta[METHOD_KEY] = adapter_method(runner.cfg.model.get('backbone'))
         meta[DIGEST_KEY] = content_digest(checkpoint)
+
+
+@HOOKS.register_module()
+class CheckpointFitHook(Hook):
+    """Checks a checkpoint that training loads (``load_from`` or ``--resume``) against the model before its
+    weights go in: unexpected keys, other shapes, or weights the model expects from it that it lacks stop the
+    run naming them (mmengine warns once per key and trains on: a checkpoint of another architecture gave a
+    run from random weights after 127 warnings)."""
+
+    priority = 'VERY_HIGH'
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        from mmdg.utils.checkpoint import check_state_dict_covers, unwrap_state_dict
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        source = getattr(runner, '_load_from', None) or 'the checkpoint to load'
+        state = unwrap_state_dict(checkpoint, source)
+        meta = checkpoint.get('meta') if isinstance(checkpoint.get('meta'), dict) else {}
+        check_state_dict_covers(model, state, meta, source)

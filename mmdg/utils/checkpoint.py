@@ -209,14 +209,40 @@ def unwrap_state_dict(ckpt: Any, source: str = 'the checkpoint') -> dict:
     return ckpt
 
 
+def required_keys(model: torch.nn.Module, adapter_only: bool) -> List[str]:
+    """The entries a checkpoint must hold for ``model``: all of them, or for an adapter-only checkpoint (its
+    backbone comes from the pre-trained file) everything outside the backbone and what the backbone trains."""
+    own = model.state_dict()
+    if not adapter_only:
+        return list(own)
+    trained = {n for n, p in model.named_parameters(remove_duplicate=False) if p.requires_grad}
+    return [k for k in own if not k.startswith('backbone.') or k in trained]
+
+
+def check_state_dict_covers(model: torch.nn.Module, state: dict, meta: dict, source: str) -> None:
+    """:func:`check_state_dict_fits`, then every :func:`required_keys` entry present: a checkpoint that lacks
+    weights the model expects from it would leave them random (a bare re-saved adapter-only checkpoint, an
+    empty ``state_dict``, another architecture) and score that without a word."""
+    check_state_dict_fits(model, state, source)
+    adapter_only = bool(meta.get('mmdg_adapter_only'))
+    missing = [k for k in required_keys(model, adapter_only) if k not in state]
+    if missing:
+        hint = ('' if adapter_only else '; an adapter-only checkpoint must keep its meta (mmdg_adapter_only=True), '
+                'so that the backbone comes from the pre-trained file')
+        raise CheckpointError(f'{source} lacks {len(missing)} of the {len(model.state_dict())} weights this model '
+                              f'({type(model).__name__}) expects from it, e.g. {missing[:3]}: they would stay random'
+                              + hint)
+
+
 def load_checked(model: torch.nn.Module, checkpoint: str, ckpt: Any) -> dict:
     """Load ``ckpt`` (the content of the file ``checkpoint``, read by :func:`safe_torch_load`) into
-    ``model`` after :func:`check_state_dict_fits`; returns the checkpoint's ``meta`` (empty if none)."""
+    ``model`` after :func:`check_state_dict_covers`; returns the checkpoint's ``meta`` (empty if none)."""
     state = unwrap_state_dict(ckpt, checkpoint)
     state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}  # DDP-saved
-    check_state_dict_fits(model, state, checkpoint)
+    meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
+    check_state_dict_covers(model, state, meta if isinstance(meta, dict) else {}, checkpoint)
     model.load_state_dict(state, strict=False)
-    return ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
+    return meta
 
 
 #: ``meta`` key of the tuning method a checkpoint was trained with (``CheckpointDigestHook`` writes it).

@@ -141,13 +141,14 @@ STARTUP_CHECK = 'DataModelCheckHook'
 
 
 def add_startup_check(cfg: Config) -> Config:
-    """Add mmdg's ``DataModelCheckHook`` (model vs data at start-up) and ``CheckpointDigestHook`` (a content
-    digest in every checkpoint written) to ``cfg.custom_hooks`` unless they are there already; only for
-    configs in the mmdg scope, where the hooks are registered."""
+    """Add mmdg's ``DataModelCheckHook`` (model vs data at start-up), ``CheckpointDigestHook`` (the method and a
+    content digest in every checkpoint written) and ``CheckpointFitHook`` (a loaded checkpoint covers the
+    model) to ``cfg.custom_hooks`` unless they are there already; only for configs in the mmdg scope, where
+    the hooks are registered."""
     if cfg.get('default_scope') != 'mmdg':
         return cfg
     hooks = list(cfg.get('custom_hooks') or [])
-    for name in (STARTUP_CHECK, 'CheckpointDigestHook'):
+    for name in (STARTUP_CHECK, 'CheckpointDigestHook', 'CheckpointFitHook'):
         if not any(isinstance(h, dict) and str(h.get('type', '')).split('.')[-1] == name for h in hooks):
             hooks.append(dict(type=name))
     cfg.custom_hooks = hooks
