@@ -124,7 +124,7 @@ def test_dinov3_rows_and_adapter_suite_in_the_same_rounds(tmp_path):
 
     cmd = [sys.executable, osp.join(REPO, 'tools', 'benchmark.py'), '--suite', 'adapters', '--img', '32', '--batch',
            '1', '--large-img', '32', '--steps', '1', '--warmup', '0', '--rounds', '1', '--methods', 'frozen', 'LoRA',
-           'SoRA', '--skip', 'svd', '--threads', '1', '--json', out_json]
+           'SoRA', '--skip', 'svd', 'large', '--threads', '1', '--json', out_json]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600,
                          env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert res.returncode == 0, res.stderr[-3000:]

@@ -55,7 +55,9 @@ def parse_args(argv=None):
     r.add_argument('--precisions', nargs='+', default=['fp32', 'bf16'], choices=['fp32', 'bf16'])
     r.add_argument('--grad-ckpt', nargs='+', default=['off', 'on'], choices=['off', 'on'],
                    help="training rows without / with the backbone's gradient checkpointing")
-    r.add_argument('--skip', nargs='*', default=[], choices=recipe.SECTIONS, help='(the adapters suite: svd)')
+    p.add_argument('--skip', nargs='*', default=[], choices=sorted(set(recipe.SECTIONS) | set(adapters.SECTIONS)),
+                   help='sections to leave out: recipe ' + ' '.join(recipe.SECTIONS) + '; adapters '
+                        + ' '.join(adapters.SECTIONS))
     r.add_argument('--peak-tflops', type=float, help='bf16 dense peak of the GPU (default: from its name)')
     r.add_argument('--loader-workers', type=int, nargs='+', default=[0, 2, 4, 8, 16],
                    help='worker counts tried (those above the CPU cores are left out)')

@@ -124,6 +124,8 @@ def measure_vit_svd(device):
 
 
 MEASURES = dict(vit_train=measure_vit_train, vit_inference=measure_vit_inference, vit_svd=measure_vit_svd)
+#: What ``--skip`` can leave out of this suite: the ViT-L rows (SoRA vs full), inference, the SVD timing.
+SECTIONS = ('large', 'inference', 'svd')
 
 
 def run_suite(o, run, log, save) -> dict:
@@ -151,15 +153,17 @@ def run_suite(o, run, log, save) -> dict:
                                           for f in ('step_ms', 'peak_mb')}
     res['vit_b_ratios'] = ratios
     save(res)
-    large = round_robin(['full', 'SoRA'], lambda m: dict(kind='vit_train', method=m, arch=VIT_L, img=o.large_img,
-                                                         batch=o.large_batch, frozen_blocks=8, **timing),
-                        o.rounds, run, log)
-    res['vit_l'] = {m: summarize(v) for m, v in large.items()}
-    res['vit_l_ratios'] = {f: paired_ratio(large['SoRA'], large['full'], f) for f in ('step_ms', 'peak_mb')}
-    save(res)
-    log('inference ...')
-    res['inference'] = summarize([run(dict(kind='vit_inference', arch=VIT_B, img=o.img, batch=o.batch, **timing))
-                                  for _ in range(o.rounds)])
+    if 'large' not in o.skip:
+        large = round_robin(['full', 'SoRA'], lambda m: dict(kind='vit_train', method=m, arch=VIT_L, img=o.large_img,
+                                                             batch=o.large_batch, frozen_blocks=8, **timing),
+                            o.rounds, run, log)
+        res['vit_l'] = {m: summarize(v) for m, v in large.items()}
+        res['vit_l_ratios'] = {f: paired_ratio(large['SoRA'], large['full'], f) for f in ('step_ms', 'peak_mb')}
+        save(res)
+    if 'inference' not in o.skip:
+        log('inference ...')
+        res['inference'] = summarize([run(dict(kind='vit_inference', arch=VIT_B, img=o.img, batch=o.batch, **timing))
+                                      for _ in range(o.rounds)])
     if 'svd' not in o.skip:
         log('SoRA SVD init on ViT-L ...')
         res['svd'] = run(dict(kind='vit_svd', device=o.device))
@@ -199,7 +203,7 @@ def report(res) -> str:
                      f'SoRA / full step time **{_r(L["step_ms"])}** (target <= 0.6), peak memory '
                      f'**{_r(L.get("peak_mb"))}** (target <= 0.5).')
     inf = res.get('inference', {})
-    if 'error' not in inf:
+    if inf and 'error' not in inf:
         lines.append(f'Inference, ViT-B: plain {inf["plain_ms"]:.1f} ms, SoRA unmerged {inf["unmerged_ms"]:.1f} ms '
                      f'({inf["unmerged_over_plain"]:.2f}x), merged {inf["merged_ms"]:.1f} ms '
                      f'(**{inf["merged_over_plain"]:.2f}x**, target <= 1.02; per-step ratios, variants in turn).')
