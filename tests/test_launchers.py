@@ -178,3 +178,18 @@ def test_license_changelog_contributing_and_docs_index():
     docs = sorted(f for f in os.listdir(os.path.join(REPO, 'docs')) if f.endswith('.md'))
     missing = [d for d in docs if f'(docs/{d})' not in index]
     assert not missing, f'docs missing from the README index: {missing}'
+
+
+def test_dist_scripts_without_cuda_refuse_in_one_line_before_torchrun(tmp_path):
+    """Without --cpu-ddp on a machine without CUDA, the refusal was the last of ~40 lines of torchrun's failure
+    report; now the script says it before starting torchrun."""
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip('the refusal is for machines without a GPU')
+    env = {k: v for k, v in os.environ.items() if k != 'MMDG_CPU_DDP'}
+    for script, args in (('dist_train.sh', ['configs/demo/sora.py', '2']),
+                         ('dist_test.sh', ['configs/demo/sora.py', 'none.pth', '2'])):
+        res = subprocess.run(['bash', f'tools/{script}', *args], cwd=REPO, env=env, capture_output=True, text=True,
+                             timeout=120)
+        lines = [line for line in res.stderr.splitlines() if line.strip()]
+        assert res.returncode == 1 and len(lines) == 1 and '--cpu-ddp' in lines[0], res.stderr[-2000:]

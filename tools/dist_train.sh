@@ -26,6 +26,12 @@ mmdg_parse_extra() {
 CONFIG=$1
 NPROC=$2
 mmdg_parse_extra "${@:3}"
+# no CUDA and no --cpu-ddp: the one-line refusal here, before torchrun wraps it in 40 lines of its own report
+if [ -z "${MMDG_CPU_DDP:-}" ] && ! "$PYTHON" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 3)'; then
+    echo "error: no CUDA device found; for multi-process runs on CPU (gloo) ask for them explicitly:" \
+         "$0 ... --cpu-ddp (or MMDG_CPU_DDP=1)" >&2
+    exit 1
+fi
 exec "$PYTHON" -m torch.distributed.run \
     --nnodes="${NNODES:-1}" --node_rank="${NODE_RANK:-0}" --master_addr="${MASTER_ADDR:-127.0.0.1}" \
     --master_port="${PORT:-29500}" --nproc_per_node="$NPROC" \
