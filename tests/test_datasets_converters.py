@@ -205,3 +205,26 @@ def test_converter_cli(tmp_path):
     check = osp.join(REPO, 'tools', 'dataset_converters', 'check_dataset.py')
     out = invoke_tool(check, 'gta5', root)
     assert out.returncode != 0 and 'gta5: folder' in out.stderr and 'labels does not exist' in out.stderr
+
+
+def test_an_exif_turned_image_is_refused_by_the_checker_and_the_loader_alike(tmp_path):
+    """A JPEG whose EXIF orientation says "rotated 90 degrees": OpenCV (the loader) turns it, the label PNG
+    stays on the stored grid, and check_dataset (reading the header size) passed it. Square, the pair trained
+    silently wrong; now both refuse it, naming the file and the tag."""
+    from PIL import Image
+
+    from mmdg.datasets.converters import check
+    from mmdg.datasets.layouts import ImageOrientationError
+    from mmdg.datasets.transforms import LoadImageChecked
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / 'a.jpg', exif=exif.tobytes())
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(tmp_path / 'a.png')
+    with pytest.raises(ImageOrientationError, match=r'a\.jpg: its EXIF orientation tag \(6: rotated 90 degrees\)'):
+        check([str(tmp_path / 'a.png')], 'train_ids', images=[str(tmp_path / 'a.jpg')], nproc=1, progress=False)
+    with pytest.raises(ImageOrientationError, match='EXIF orientation'):
+        LoadImageChecked()(dict(img_path=str(tmp_path / 'a.jpg')))
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / 'b.jpg')  # no tag: fine for both
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(tmp_path / 'b.png')
+    check([str(tmp_path / 'b.png')], 'train_ids', images=[str(tmp_path / 'b.jpg')], nproc=1, progress=False)
+    assert LoadImageChecked()(dict(img_path=str(tmp_path / 'b.jpg')))['img'].shape == (64, 64, 3)

@@ -28,6 +28,7 @@ from .label_maps import (CITYSCAPES_CLASSES, CITYSCAPES_NUM_LABEL_IDS, GTA5_ID_T
 
 
 from .layouts import LAYOUTS, CorruptFileError, DatasetLayoutError, LabelSizeError, LabelValueError, layout  # noqa: F401,E501  (re-exported)
+from .layouts import check_exif_orientation
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -106,7 +107,9 @@ def check_values(arr: np.ndarray, conv: LabelConvention, path: str, ignore_unkno
 
 
 def _image_size(path: str) -> Optional[Tuple[int, int]]:
-    """(height, width) from the file's header."""
+    """(height, width) from the file's header; an image a decoder would turn (EXIF orientation) is refused,
+    as the training loader refuses it."""
+    check_exif_orientation(path)
     try:
         with Image.open(path) as im:  # reads the header only
             return im.size[1], im.size[0]

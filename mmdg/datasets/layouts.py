@@ -61,3 +61,31 @@ def layout(name: str, split: Optional[str] = None, condition: Optional[str] = No
             raise ValueError(f'{name} needs a condition (fog, night, rain or snow)')
         spec[key] = spec[key].format(split=split, condition=condition)
     return spec
+
+
+class ImageOrientationError(ValueError):
+    """An image whose EXIF orientation tag makes decoders rotate it away from its label's pixel grid."""
+
+
+#: EXIF orientation values -> what a viewer (and OpenCV's decoder, which the loaders use) does to the image.
+_ORIENTATIONS = {2: 'mirrored', 3: 'rotated 180 degrees', 4: 'flipped', 5: 'transposed', 6: 'rotated 90 degrees',
+                 7: 'transversed', 8: 'rotated 270 degrees'}
+
+
+def check_exif_orientation(path: str) -> None:
+    """Refuse an image (JPEG, TIFF, WebP) carrying an EXIF orientation other than 1: OpenCV and viewers rotate
+    or mirror it when decoding, its label (a PNG without the tag) stays on the stored grid, so the pairs would
+    disagree: silently for a square image. The converters' checks and the training loader call this alike."""
+    if not path.lower().endswith(('.jpg', '.jpeg', '.tif', '.tiff', '.webp')):
+        return
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            tag = im.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001  (an unreadable file is reported by the decoder itself)
+        return
+    if tag not in (None, 0, 1):
+        raise ImageOrientationError(
+            f'{path}: its EXIF orientation tag ({tag}: {_ORIENTATIONS.get(tag, "unknown")}) makes decoders turn the '
+            'image while its label stays on the stored pixel grid; strip the tag (exiftool -Orientation=1 -n) or '
+            'turn image and label together')

@@ -9,7 +9,7 @@ from mmseg.datasets.transforms import LoadAnnotations
 
 from mmdg.registry import TRANSFORMS
 
-from .layouts import LabelSizeError, LabelValueError
+from .layouts import LabelSizeError, LabelValueError, check_exif_orientation
 
 
 class ImageDecodeError(OSError):
@@ -35,6 +35,7 @@ class LoadImageChecked(LoadImageFromFile):
                                        'was listed, or a link whose target is gone)') from exc
             raise ImageDecodeError(f'{results["img_path"]}: cannot be decoded as an image '
                                    f'(truncated, corrupt or not an image file): {exc}') from exc
+        check_exif_orientation(results['img_path'])
         h, w = out['img'].shape[:2]
         if min(h, w) < self.min_side:
             raise ImageDecodeError(f'{results["img_path"]}: an image of {w}x{h} px (WxH); a side shorter than '
