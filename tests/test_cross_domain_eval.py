@@ -2,11 +2,10 @@
 import csv
 import json
 import os.path as osp
-import sys
 
 from mmengine.runner import Runner
 
-from conftest import REPO, invoke_tool
+from conftest import invoke_tool
 from mmdg.apis.demo import demo_config
 
 
@@ -51,13 +50,16 @@ def test_tables_csv_json_and_overlays(tmp_path, demo_data):
 def test_default_folder_is_new_per_run(tmp_path, demo_data):
     """<checkpoint folder>/cross_domain/<checkpoint name>/<timestamp>/: two runs, two folders. The second
     goes through ``tools/test.py --cross-domain`` (how tools/dist_test.sh reaches this tool)."""
-    sys.path.insert(0, REPO)
-    from tools.cross_domain_eval import main as cross_domain_eval
-    from tools.test import main as test_tool
+    import re
     cfg, ckpt = _write_cfg(tmp_path, demo_data)
     args = [str(cfg), str(ckpt), '--targets', 'fog', '--overlays', '0', '--cfg-options',
             'target_datasets.fog.indices=2']
-    first, second = cross_domain_eval(args)['out_dir'], test_tool(['--cross-domain', *args])['out_dir']
+    folders = []
+    for tool, extra in (('cross_domain_eval.py', []), ('test.py', ['--cross-domain'])):
+        res = invoke_tool(tool, *extra, *args)
+        assert res.returncode == 0, res.stderr[-2000:]
+        folders.append(re.search(r'written to (\S+):', res.stdout).group(1))
+    first, second = folders
     assert first != second
     assert osp.dirname(first) == osp.dirname(second) == str(tmp_path / 'work' / 'cross_domain' / 'iter_1')
     for folder in (first, second):

@@ -19,7 +19,7 @@ HERE = osp.dirname(osp.abspath(__file__))
 
 
 def _import_from(root: str, module: str):
-    sys.path.insert(0, root)
+    sys.path.insert(0, root)  # the official checkout's own modules (a scratch copy, not mmdg)
     parts = module.split('.')
     for i in range(1, len(parts)):
         pkg = '.'.join(parts[:i])

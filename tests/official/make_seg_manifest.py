@@ -103,7 +103,7 @@ def main():
 
     os.environ.setdefault('XFORMERS_DISABLED', '1')
     stubbed = stub_missing(kind)
-    sys.path.insert(0, checkout)
+    sys.path.insert(0, checkout)  # the official checkout's own modules (a scratch copy, not mmdg)
     import rein  # noqa: F401  (registers the official modules)
     assert osp.dirname(osp.abspath(rein.__file__)).startswith(checkout), rein.__file__
     from mmengine.config import Config
