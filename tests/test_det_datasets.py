@@ -27,8 +27,10 @@ def _boxes(ds, i=0):
 
 
 def test_real_cityscapes_frame_to_dwd(fixtures_dir, tmp_path):
-    from tools.dataset_converters.cityscapes_to_dwd import main
-    main([osp.join(fixtures_dir, 'cityscapes'), str(tmp_path / 'dwd' / 'cityscapes'), '--split', 'val'])
+    from conftest import invoke_tool
+    res = invoke_tool('dataset_converters/cityscapes_to_dwd.py', osp.join(fixtures_dir, 'cityscapes'),
+                      tmp_path / 'dwd' / 'cityscapes', '--split', 'val')
+    assert res.returncode == 0, res.stderr[-2000:]
     ds = DiverseWeatherDataset(data_root=str(tmp_path / 'dwd'), domain='cityscapes', split='val', pipeline=[])
     assert len(ds) == 1 and _boxes(ds) == FIXTURE_BOXES
     info = ds.get_data_info(0)
