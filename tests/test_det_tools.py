@@ -1,5 +1,4 @@
-"""The command-line tools on a detection config: tools/train.py in a fresh process (nothing imports mmdg
-by hand) trains DINO with CLoRA (its auxiliary loss reaches the mmdet detector's loss), then
+"""The command-line tools on a detection config: tools/train.py (run as its command line runs it) trains DINO with CLoRA (its auxiliary loss reaches the mmdet detector's loss), then
 tools/cross_domain_eval.py scores the checkpoint per domain."""
 import csv
 import json
@@ -7,8 +6,7 @@ import os.path as osp
 
 from mmengine.config import Config
 
-from conftest import REPO, invoke_tool
-from conftest import DWD_FOLDERS
+from conftest import DWD_FOLDERS, REPO, invoke_tool
 from mmdg.testing import toy_recipe
 
 DINO_LORA = osp.join(REPO, 'configs', 'dg_det', 'lora', 'lora_dinov2-l_dino_4xb2-40k_dwd-1024.py')
