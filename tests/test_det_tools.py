@@ -1,5 +1,6 @@
-"""The command-line tools on a detection config: tools/train.py (run as its command line runs it) trains DINO with CLoRA (its auxiliary loss reaches the mmdet detector's loss), then
-tools/cross_domain_eval.py scores the checkpoint per domain."""
+"""The command-line tools on a detection config: tools/train.py (run as its command line runs it) trains DINO
+with CLoRA (its auxiliary loss reaches the mmdet detector's loss), then tools/cross_domain_eval.py scores the
+checkpoint per domain."""
 import csv
 import json
 import os.path as osp
