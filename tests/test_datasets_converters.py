@@ -228,3 +228,40 @@ def test_an_exif_turned_image_is_refused_by_the_checker_and_the_loader_alike(tmp
     Image.fromarray(np.zeros((64, 64), np.uint8)).save(tmp_path / 'b.png')
     check([str(tmp_path / 'b.png')], 'train_ids', images=[str(tmp_path / 'b.jpg')], nproc=1, progress=False)
     assert LoadImageChecked()(dict(img_path=str(tmp_path / 'b.jpg')))['img'].shape == (64, 64, 3)
+
+
+@pytest.mark.parametrize('form', ['palette', 'gray16', 'gray16_out_of_range', 'gray_alpha', 'rgb'])
+def test_checker_and_loader_read_every_stored_label_form_alike(tmp_path, form):
+    """A label file's stored form (palette, 16 bits, an alpha channel, colour) is read the same way by
+    check_dataset (mmdg.datasets.converters.check) and by the training loader (LoadAnnotationsChecked): both
+    accept it with the same values, or both refuse it."""
+    from PIL import Image
+
+    from mmdg.datasets.converters import check, read_label
+    from mmdg.datasets.layouts import LabelValueError
+    from mmdg.datasets.transforms import LoadAnnotationsChecked
+    values = np.arange(64 * 64).reshape(64, 64) % 19
+    path = str(tmp_path / 'label.png')
+    if form == 'palette':
+        im = Image.fromarray(values.astype(np.uint8), mode='P')
+        im.putpalette([(i * 37) % 256 for i in range(768)])  # what a viewer shows: colours, not ids
+    elif form.startswith('gray16'):
+        im = Image.fromarray((values + (300 if form.endswith('range') else 0)).astype(np.uint16))
+    elif form == 'gray_alpha':
+        im = Image.fromarray(values.astype(np.uint8)).convert('LA')
+    else:
+        im = Image.fromarray(np.repeat(values[..., None], 3, axis=2).astype(np.uint8))
+    im.save(path)
+    loader = LoadAnnotationsChecked(reduce_zero_label=False)
+    outcomes = []
+    for read in (lambda: check([path], 'train_ids', nproc=1, progress=False) and read_label(path),
+                 lambda: loader(dict(seg_map_path=path, seg_fields=[], reduce_zero_label=False))['gt_seg_map']):
+        try:
+            outcomes.append(np.asarray(read()).astype(np.int64))
+        except (LabelValueError, ValueError) as err:
+            outcomes.append(type(err).__name__)
+    accepted = [isinstance(o, np.ndarray) for o in outcomes]
+    assert accepted[0] == accepted[1], (form, outcomes)
+    if all(accepted):
+        assert np.array_equal(outcomes[0], outcomes[1]) and np.array_equal(outcomes[0], values), form
+    assert all(accepted) == (form in ('palette', 'gray16')), (form, outcomes)

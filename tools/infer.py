@@ -68,11 +68,9 @@ def write_prediction(result, classes, path_stem: str, encoding: str = 'train_id'
     """The raw prediction: a label PNG (segmentation) or a JSON of boxes (detection)."""
     os.makedirs(osp.dirname(path_stem), exist_ok=True)
     if 'pred_sem_seg' in result:
-        from PIL import Image
-
         from mmdg.evaluation.prediction_writer import encode_prediction
-        labels = encode_prediction(result.pred_sem_seg.data[0].cpu().numpy(), encoding)
-        Image.fromarray(labels).save(path_stem + '.png')
+        from mmdg.utils.atomic import save_image
+        save_image(path_stem + '.png', encode_prediction(result.pred_sem_seg.data[0].cpu().numpy(), encoding))
         return path_stem + '.png'
     inst = result.pred_instances
     boxes = dict(bboxes=inst.bboxes.cpu().tolist(), scores=inst.scores.cpu().tolist(),

@@ -130,5 +130,9 @@ def draw_result(model, img: Union[str, np.ndarray], result, out_file: Optional[s
     visualizer = visualizer or build_visualizer(model, opacity)
     image = mmcv.imread(img, channel_order='rgb') if isinstance(img, str) else mmcv.bgr2rgb(img)
     extra = dict(pred_score_thr=score_thr) if 'pred_instances' in result else dict(with_labels=with_labels)
-    visualizer.add_datasample('result', image, data_sample=result, draw_gt=False, out_file=out_file, **extra)
-    return visualizer.get_image()
+    visualizer.add_datasample('result', image, data_sample=result, draw_gt=False, **extra)
+    drawn = visualizer.get_image()
+    if out_file:
+        from mmdg.utils.atomic import save_image
+        save_image(out_file, drawn, rgb=True)  # atomically: a kill never leaves half a picture
+    return drawn

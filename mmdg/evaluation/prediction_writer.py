@@ -6,10 +6,10 @@ from typing import Dict, Sequence
 import numpy as np
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger, print_log
-from PIL import Image
 
 from mmdg.datasets.label_maps import CITYSCAPES_LABEL_IDS, TRAIN_ID
 from mmdg.registry import METRICS
+from mmdg.utils.atomic import save_image
 
 #: train id -> Cityscapes label id (the encoding cityscapesScripts evaluates); 255 stays 255.
 TRAIN_ID_TO_LABEL_ID = np.full(256, 255, np.uint8)
@@ -75,7 +75,7 @@ class SegPredictionWriter(BaseMetric):
             path = osp.join(folder, osp.splitext(osp.basename(sample['img_path']))[0] + '.png')
             if osp.exists(path):
                 raise FileExistsError(f'{path} exists already: write the predictions into an empty folder (--out)')
-            Image.fromarray(pred).save(path)
+            save_image(path, pred)  # atomically
             self.results.append(sample.get('domain', ''))
 
     def compute_metrics(self, results: list) -> Dict[str, float]:

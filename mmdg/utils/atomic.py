@@ -145,3 +145,15 @@ def work_dir_lock(work_dir: str):
             os.remove(path)
         except FileNotFoundError:
             pass
+
+
+def save_image(path: str, image, rgb: bool = False) -> None:
+    """An image array (BGR, as OpenCV; ``rgb=True`` for RGB) or a label map written atomically, encoded by
+    its extension (``.png``, ``.jpg``, ...)."""
+    import cv2
+    import numpy as np
+    arr = np.ascontiguousarray(image[..., ::-1] if rgb and image.ndim == 3 else image)
+    ok, data = cv2.imencode(osp.splitext(path)[1] or '.png', arr)
+    if not ok:
+        raise OSError(f'{path}: the image could not be encoded')
+    atomic_write(path, lambda f: f.write(data.tobytes()))
