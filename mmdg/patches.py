@@ -4,6 +4,7 @@
 registry (``default_scope='mmdg'``, ``custom_imports``, ``import mmdg.models``) runs with them. Each is
 idempotent and :func:`applied` reports which are in place (the tests check every one).
 """
+import copy
 from typing import Callable, Dict, List, Tuple
 
 
@@ -56,12 +57,40 @@ def _deform_attn_bf16() -> bool:
     return deform_attn_bf16_as_fp32()
 
 
+def _mmdet_test_pipeline() -> bool:
+    """mmdet's ``inference_detector`` / ``init_detector`` find a config's test pipeline through the dataset
+    wrappers they know (``dataset`` / ``datasets``); mmdg's ``MultiDomainDataset`` keeps its domains under
+    ``domains``, so they stopped with "Cannot find `pipeline` in `test_dataloader`": the first domain's is used."""
+    import mmdet.apis.inference as inference
+    import mmdet.utils as utils
+    from mmdet.utils import misc
+    original = misc.get_test_pipeline_cfg
+    if getattr(utils.get_test_pipeline_cfg, '_mmdg', False):
+        return False
+
+    def get_test_pipeline_cfg(cfg):
+        from mmengine.config import Config
+        if isinstance(cfg, str):
+            cfg = Config.fromfile(cfg)
+        dataset = cfg.test_dataloader.dataset
+        while 'pipeline' not in dataset and 'domains' in dataset:
+            dataset = next(iter(dataset['domains'].values()))
+        if 'pipeline' in dataset:  # a copy: mmdet edits the first step in place for arrays
+            return copy.deepcopy(dataset.pipeline)
+        return original(cfg)
+    get_test_pipeline_cfg._mmdg = True
+    for module in (misc, utils, inference):
+        module.get_test_pipeline_cfg = get_test_pipeline_cfg
+    return True
+
+
 #: (name, function) in the order they are applied.
 PATCHES: List[Tuple[str, Callable[[], bool]]] = [
     ('checkpoint_loader', _checkpoint_loader),
     ('atomic_local_backend', _atomic_local_backend),
     ('empty_dataset_message', _empty_dataset_message),
     ('deform_attn_bf16', _deform_attn_bf16),
+    ('mmdet_test_pipeline', _mmdet_test_pipeline),
 ]
 
 
@@ -77,8 +106,11 @@ def applied() -> Dict[str, bool]:
     from mmengine.fileio.backends import backends
     from mmengine.runner.checkpoint import CheckpointLoader
 
+    import mmdet.apis.inference as mmdet_inference
+
     from mmdg.utils.checkpoint import AtomicLocalBackend, load_local_checkpoint
     return dict(checkpoint_loader=CheckpointLoader._schemes.get('') is load_local_checkpoint,
                 atomic_local_backend=backends.get('local') is AtomicLocalBackend,
                 empty_dataset_message=getattr(BaseDataset._serialize_data, '_mmdg', False),
-                deform_attn_bf16=getattr(MultiScaleDeformableAttnFunction, '_mmdg_bf16_as_fp32', False))
+                deform_attn_bf16=getattr(MultiScaleDeformableAttnFunction, '_mmdg_bf16_as_fp32', False),
+                mmdet_test_pipeline=getattr(mmdet_inference.get_test_pipeline_cfg, '_mmdg', False))

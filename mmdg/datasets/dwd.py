@@ -76,9 +76,12 @@ class VOCDomainDataset(XMLDataset):
 
     def __init__(self, data_root: str, domain: str, split: str = 'train', ignore_classes: Sequence[str] = (),
                  **kwargs):
-        voc_dir = find_voc_dir(find_domain_dir(data_root, domain))
         self.domain, self.split = domain, split
         self.ignore_classes = set(ignore_classes)
+        if kwargs.get('lazy_init'):  # metainfo only (mmdet's init_detector asks so): no file is read now
+            super().__init__(data_root=data_root, ann_file='', data_prefix=dict(sub_data_root=''), **kwargs)
+            return
+        voc_dir = find_voc_dir(find_domain_dir(data_root, domain))
         for sub in ('Annotations', kwargs.get('img_subdir', 'JPEGImages')):
             if not osp.isdir(osp.join(voc_dir, sub)):
                 raise DatasetLayoutError(f'{type(self).__name__}: folder {osp.join(voc_dir, sub)} does not exist')

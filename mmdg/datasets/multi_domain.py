@@ -17,7 +17,10 @@ class MultiDomainDataset(ConcatDataset):
         if not domains:
             raise ValueError('MultiDomainDataset needs at least one domain')
         self.domain_names = list(domains)
-        super().__init__(datasets=list(domains.values()), **kwargs)
+        datasets = list(domains.values())
+        if kwargs.get('lazy_init'):  # metainfo only (mmdet's init_detector asks so): nor do the domains read files
+            datasets = [dict(d, lazy_init=True) if isinstance(d, dict) else d for d in datasets]
+        super().__init__(datasets=datasets, **kwargs)
         self._metainfo['domains'] = self.domain_names
 
     def __getitem__(self, idx: int) -> dict:
