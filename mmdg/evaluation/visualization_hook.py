@@ -1,5 +1,6 @@
 """Labelled pictures of test predictions through the config's visualizer (mmseg's ``SegLocalVisualizer``,
 mmdet's ``DetLocalVisualizer``), one folder per domain."""
+import os
 import os.path as osp
 from collections import defaultdict
 from typing import Optional
@@ -39,6 +40,14 @@ class DomainVisualizationHook(Hook):
     def before_test(self, runner) -> None:
         self._count = defaultdict(int)
 
+    @staticmethod
+    def _temporary(path):
+        """Where the visualizer writes a picture before it is renamed to ``path`` (a hidden temporary name)."""
+        if not path:
+            return None
+        from mmdg.utils.atomic import TMP_PREFIX
+        return osp.join(osp.dirname(path), f'{TMP_PREFIX}{os.getpid()}-{osp.basename(path)}')
+
     def after_test_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         visualizer = runner.visualizer
         for sample in outputs or ():
@@ -52,8 +61,9 @@ class DomainVisualizationHook(Hook):
             extra = dict(pred_score_thr=self.score_thr) if 'gt_instances' in sample or 'pred_instances' in sample else {}
             visualizer.add_datasample(name, mmcv.imread(sample.img_path, channel_order='rgb'), data_sample=sample,
                                       draw_gt=self.draw_gt, show=self.show, wait_time=self.wait_time,
-                                      out_file=out_file, step=batch_idx, **extra)
+                                      out_file=self._temporary(out_file), step=batch_idx, **extra)
             if out_file:
+                os.replace(self._temporary(out_file), out_file)  # renamed once whole: never half a picture
                 self.written.append(out_file)
                 # the visualizers write out_file instead of their backends; tracking backends get it too
                 for backend in getattr(visualizer, '_vis_backends', {}).values():

@@ -16,6 +16,7 @@ import copy
 import os
 import os.path as osp
 
+from mmdg.utils.atomic import save_image
 from mmdg.utils.tool_config import add_cfg_options, load_scoped_config as load_config
 
 RANDOM_STEPS = ('RandomResize', 'RandomCrop', 'RandomFlip', 'PhotoMetricDistortion', 'RandomChoiceResize',
@@ -112,7 +113,7 @@ def run(args):
             if drawn.shape[:2] == img.shape[:2]:
                 drawn = np.concatenate([img, drawn], axis=1)  # the bare image beside: what the labels hide
             if args.out:
-                mmcv.imwrite(mmcv.rgb2bgr(drawn), osp.join(args.out, f'{domain}_{i:04d}_{stem}.png'))
+                save_image(osp.join(args.out, f'{domain}_{i:04d}_{stem}.png'), drawn, rgb=True)  # atomically
             if args.show:
                 mmcv.imshow(mmcv.rgb2bgr(drawn), win_name=f'{domain}: {stem}', wait_time=int(args.show_interval * 1000))
             written += 1
