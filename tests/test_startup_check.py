@@ -104,14 +104,15 @@ def test_an_empty_target_domain_is_named(tmp_path, layout):
 
 # -------------------------------------------------------------------------- the check and the loaders
 def test_the_check_is_in_every_run():
-    """The default runtimes list the hook; the tools add it to an mmdg config whose runtime does not."""
+    """The default runtimes list the hook; the tools add it (and the checkpoint digest / fit hooks) to an mmdg
+    config whose runtime does not, once."""
     from mmdg.utils.tool_config import add_startup_check
     for name in ('demo/lora.py', 'demo_det/faster-rcnn_vit-tiny.py'):
         hooks = Config.fromfile(os.path.join(REPO, 'configs', name)).custom_hooks
         assert [h['type'] for h in hooks].count('DataModelCheckHook') == 1
     cfg = Config(dict(default_scope='mmdg', custom_hooks=[dict(type='NonFiniteLossHook')]))
     assert [h['type'] for h in add_startup_check(add_startup_check(cfg)).custom_hooks] == [
-        'NonFiniteLossHook', 'DataModelCheckHook']
+        'NonFiniteLossHook', 'DataModelCheckHook', 'CheckpointDigestHook', 'CheckpointFitHook']
 
 
 def test_fewer_classes_and_another_ignore_index(tmp_path, layout):
