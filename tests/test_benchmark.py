@@ -123,13 +123,13 @@ def test_dinov3_rows_and_adapter_suite_in_the_same_rounds(tmp_path):
     assert ratios['sora/full']['step_s']['rounds'] == 2 and ratios['sora: dinov3-l/dinov2-l']['step_s']['median'] > 0
 
     cmd = [sys.executable, osp.join(REPO, 'tools', 'benchmark.py'), '--suite', 'adapters', '--img', '32', '--batch',
-           '1', '--large-img', '32', '--steps', '1', '--warmup', '0', '--rounds', '1', '--methods', 'frozen', 'LoRA',
-           'SoRA', '--skip', 'svd', 'large', '--threads', '1', '--json', out_json]
+           '1', '--large-img', '32', '--steps', '1', '--warmup', '0', '--rounds', '1', '--methods', 'frozen', 'SoRA',
+           '--skip', 'svd', 'large', '--threads', '1', '--json', out_json]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600,
                          env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert res.returncode == 0, res.stderr[-3000:]
     r = json.load(open(out_json))
-    assert set(r['vit_b']) == {'frozen', 'LoRA', 'SoRA'} and r['vit_b']['SoRA']['trainable'] > r['vit_b']['frozen']['trainable']
+    assert set(r['vit_b']) == {'frozen', 'SoRA'} and r['vit_b']['SoRA']['trainable'] > r['vit_b']['frozen']['trainable']
     assert r['inference']['merged_over_plain'] > 0 and 'Inference, ViT-B' in res.stdout
 
 
