@@ -72,11 +72,10 @@ def _mmdet_test_pipeline() -> bool:
         from mmengine.config import Config
         if isinstance(cfg, str):
             cfg = Config.fromfile(cfg)
-        dataset = cfg.test_dataloader.dataset
-        while 'pipeline' not in dataset and 'domains' in dataset:
-            dataset = next(iter(dataset['domains'].values()))
-        if 'pipeline' in dataset:  # a copy: mmdet edits the first step in place for arrays
-            return copy.deepcopy(dataset.pipeline)
+        from mmdg.apis.inference import first_pipeline
+        pipeline = first_pipeline(cfg.test_dataloader.dataset)
+        if pipeline:  # a copy: mmdet edits the first step in place for arrays
+            return copy.deepcopy(pipeline)
         return original(cfg)
     get_test_pipeline_cfg._mmdg = True
     for module in (misc, utils, inference):

@@ -30,19 +30,29 @@ def _config(config) -> Config:
     raise TypeError(f'config must be a file name or a Config, got {type(config).__name__}')
 
 
-def _first_pipeline(dataset: dict) -> Optional[list]:
+def first_pipeline(dataset: dict) -> Optional[list]:
+    """The first pipeline inside a dataset config, wrappers included (``MultiDomainDataset`` domains,
+    ``ConcatDataset`` datasets, ``RepeatDataset`` dataset)."""
     if dataset.get('pipeline'):
         return dataset['pipeline']
     for child in list((dataset.get('domains') or {}).values()) + list(dataset.get('datasets') or []):
-        found = _first_pipeline(child)
+        found = first_pipeline(child)
         if found:
             return found
-    return dataset.get('dataset') and _first_pipeline(dataset['dataset'])
+    return dataset.get('dataset') and first_pipeline(dataset['dataset'])
+
+
+def first_dataset(dataset: dict) -> dict:
+    """The first plain dataset config inside the wrappers ``first_pipeline`` walks."""
+    while dataset.get('type') in ('MultiDomainDataset', 'ConcatDataset', 'RepeatDataset'):
+        dataset = next(iter(dataset['domains'].values())) if 'domains' in dataset else (
+            dataset['datasets'][0] if 'datasets' in dataset else dataset['dataset'])
+    return dataset
 
 
 def inference_pipeline(cfg: Config, arrays: bool = False) -> List[dict]:
     """The config's test pipeline without annotation loading; ``arrays``: images given as arrays."""
-    pipeline = cfg.get('test_pipeline') or _first_pipeline((cfg.get('test_dataloader') or cfg.val_dataloader).dataset)
+    pipeline = cfg.get('test_pipeline') or first_pipeline((cfg.get('test_dataloader') or cfg.val_dataloader).dataset)
     if not pipeline:
         raise ValueError('the config has no test pipeline (test_pipeline or a test dataset with a pipeline)')
     pipeline = [copy.deepcopy(t) for t in pipeline if 'LoadAnnotations' not in t['type']]
@@ -55,10 +65,7 @@ def inference_pipeline(cfg: Config, arrays: bool = False) -> List[dict]:
 def _dataset_meta(cfg: Config) -> dict:
     """Class names and palette of the config's test dataset class (for a checkpoint without them)."""
     from mmdg.registry import DATASETS  # mmdg's registry: its own types, mmseg's (its parent) and scoped ones
-    dataset = (cfg.get('test_dataloader') or cfg.val_dataloader).dataset
-    while dataset.get('type') in ('MultiDomainDataset', 'ConcatDataset', 'RepeatDataset'):
-        dataset = next(iter(dataset['domains'].values())) if 'domains' in dataset else (
-            dataset['datasets'][0] if 'datasets' in dataset else dataset['dataset'])
+    dataset = first_dataset((cfg.get('test_dataloader') or cfg.val_dataloader).dataset)
     return dict(DATASETS.get(dataset['type']).METAINFO)
 
 

@@ -7,25 +7,18 @@ import time
 import torch
 
 
-def _first_dataset(dataset: dict) -> dict:
-    while dataset.get('type') in ('MultiDomainDataset', 'ConcatDataset', 'RepeatDataset'):
-        dataset = next(iter(dataset['domains'].values())) if 'domains' in dataset else (
-            dataset['datasets'][0] if 'datasets' in dataset else dataset['dataset'])
-    return dataset
-
-
 def inference_speed(config: str, checkpoint: str, images: int = 50, warmup: int = 5, device: str = 'cpu',
                     log=print) -> dict:
     """Images per second and milliseconds per image over ``images`` test images (the first domain of a
     multi-domain test set), after ``warmup`` untimed ones."""
     from mmengine.runner import Runner
 
-    from mmdg.apis.inference import init_model
+    from mmdg.apis.inference import first_dataset, init_model
     model = init_model(config, checkpoint, device=device)
     cfg = model.cfg
     loader_cfg = copy.deepcopy(cfg.get('test_dataloader') or cfg.val_dataloader).to_dict()  # plain: update replaces
     loader_cfg.update(batch_size=1, num_workers=0, persistent_workers=False,
-                      dataset=_first_dataset(loader_cfg['dataset']))
+                      dataset=first_dataset(loader_cfg['dataset']))
     loader = Runner.build_dataloader(loader_cfg)
     timed, seconds = 0, 0.0
     with torch.no_grad():
