@@ -53,7 +53,8 @@ def main(argv=None):
         from mmdg.apis.cross_domain import main as cross_domain_eval
         return cross_domain_eval([a for a in argv if a != '--cross-domain'])
     args = parse_args(argv)
-    if not osp.isfile(args.checkpoint):
+    from mmdg.utils.checkpoint import checkpoint_exists
+    if not checkpoint_exists(args.checkpoint):
         raise SystemExit(f'checkpoint {args.checkpoint} does not exist')
     cfg = load_tool_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     with input_errors_as_messages():

@@ -69,6 +69,8 @@ def build_loaded_runner(cfg: Config, checkpoint: str):
     its model through :func:`mmdg.utils.checkpoint.build_and_load`: full, adapter-only and merged
     checkpoints, and an error for one that does not fit (mmengine's ``load_from`` only warns)."""
     from mmdg.utils.checkpoint import build_and_load
+    from mmdg.utils.tool_config import unshard
+    unshard(cfg)  # a sharded config evaluates unsharded: every process holds the whole model for inference
     runners = []
 
     def build():

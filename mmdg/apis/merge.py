@@ -10,7 +10,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from mmdg.adapters import adapter_modules, merge_adapters
-from mmdg.utils.checkpoint import CheckpointError, atomic_save, build_and_load
+from mmdg.utils.checkpoint import CheckpointError, atomic_save, build_and_load, checkpoint_exists
 
 
 class MergeMismatchError(CheckpointError):
@@ -69,8 +69,8 @@ def merge_checkpoint(config: str, checkpoint: str, out: str, plain: Optional[str
                      overwrite: bool = False) -> dict:
     """Merge, check the plain model against the adapted one on a random input, then write ``out``.
     ``backbone_only``: ``'timm'`` or ``'official'`` (Meta's DINOv2 layout) writes only the merged ViT."""
-    for path in (config, checkpoint):
-        if not osp.isfile(path):
+    for path, exists in ((config, osp.isfile), (checkpoint, checkpoint_exists)):
+        if not exists(path):
             raise FileNotFoundError(f'{path} does not exist')
     if osp.realpath(out) == osp.realpath(checkpoint):
         raise FileExistsError(f'refusing to overwrite the input checkpoint {checkpoint}; give another OUT')

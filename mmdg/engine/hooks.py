@@ -117,8 +117,12 @@ class RNGStateCheckpointHook(Hook):
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         import torch
-        checkpoint[self.KEY] = dict(cpu=torch.get_rng_state(),
-                                    cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
+        state = dict(cpu=torch.get_rng_state(),
+                     cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
+        if checkpoint.get('meta', {}).get('mmdg_sharded'):  # every process saves (FSDP2Strategy): each its own
+            from mmengine.dist import all_gather_object
+            state['ranks'] = all_gather_object(dict(state))
+        checkpoint[self.KEY] = state
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         if getattr(runner, '_resume', False):  # not for load_from (fine-tuning from a checkpoint)
@@ -128,6 +132,10 @@ class RNGStateCheckpointHook(Hook):
         import torch
         if self._pending is None:
             return
+        from mmengine.dist import get_rank, get_world_size
+        ranks = self._pending.get('ranks')
+        if ranks and len(ranks) == get_world_size():  # a sharded checkpoint keeps each process's state
+            self._pending = ranks[get_rank()]
         torch.set_rng_state(self._pending['cpu'])
         cuda = self._pending['cuda']
         if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
@@ -148,11 +156,12 @@ class CheckpointDigestHook(Hook):
     priority = 'LOWEST'
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        from mmdg.utils.checkpoint import DIGEST_KEY, METHOD_KEY, adapter_method, content_digest
+        from mmdg.utils.checkpoint import DIGEST_KEY, METHOD_KEY, adapter_method, content_digest, is_sharded_state
         meta = checkpoint.setdefault('meta', {})
         if runner is not None:  # the method, which loading with another method's config refuses
             meta[METHOD_KEY] = adapter_method(runner.cfg.model.get('backbone'))
-        meta[DIGEST_KEY] = content_digest(checkpoint)
+        if not is_sharded_state(checkpoint):  # shards: each process holds a part (DCP records their sizes)
+            meta[DIGEST_KEY] = content_digest(checkpoint)
 
 
 @HOOKS.register_module()

@@ -6,6 +6,7 @@ import io
 import os
 import os.path as osp
 import re
+import shutil
 import tempfile
 from typing import IO, Callable, List, Optional
 
@@ -35,8 +36,8 @@ def remove_stale_temporaries(folder: str) -> List[str]:
     for path in glob.glob(osp.join(folder, f'{TMP_PREFIX}*')):
         m = re.match(rf'{re.escape(TMP_PREFIX)}(\d+)-', osp.basename(path))
         if m and not pid_alive(int(m.group(1))):
-            try:
-                os.remove(path)
+            try:  # a sharded checkpoint is written as a folder
+                shutil.rmtree(path) if osp.isdir(path) else os.remove(path)
                 removed.append(osp.basename(path))
             except OSError:
                 pass

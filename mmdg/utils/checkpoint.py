@@ -96,6 +96,12 @@ DIGEST_KEY = 'mmdg_content_digest'
 DIGESTED = ('state_dict', 'ema_state_dict')
 
 
+def is_sharded_state(ckpt: dict) -> bool:
+    """Whether ``ckpt``'s weights are shards (DTensors of a sharded run): no one process sees their bytes."""
+    from torch.distributed.tensor import DTensor
+    return any(isinstance(t, DTensor) for entry in DIGESTED for t in (ckpt.get(entry) or {}).values())
+
+
 def content_digest(ckpt: dict) -> str:
     """BLAKE2b over the names, dtypes, shapes and bytes of the tensors in ``ckpt``'s :data:`DIGESTED` entries:
     a flipped byte inside a tensor (which leaves the zip archive readable) changes it."""
@@ -125,7 +131,10 @@ def safe_torch_load(filename: str, map_location: Any = 'cpu') -> Any:
     """``torch.load(weights_only=True)`` with mmengine's types allow-listed and clear errors; a
     ``.safetensors`` file is read with the safetensors package."""
     filename = osp.expanduser(filename)
-    if osp.isdir(filename):
+    if osp.isdir(filename):  # a sharded checkpoint (FSDP2Strategy) is a folder; anything else is a mistake
+        from mmdg.engine.fsdp import DCP_METADATA, read_sharded_checkpoint
+        if osp.exists(osp.join(filename, DCP_METADATA)) or osp.basename(filename).endswith('.pth'):
+            return read_sharded_checkpoint(filename)
         raise CheckpointError(f'checkpoint {filename} is a folder, not a file')
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint {filename} can not be found')
@@ -282,6 +291,12 @@ def fit_config_to_checkpoint(model_cfg: Any, ckpt: Any, source: str = '') -> dic
     return meta
 
 
+def checkpoint_exists(path: str) -> bool:
+    """A checkpoint file, or a sharded checkpoint's folder (``FSDP2Strategy``), is at ``path``."""
+    from mmdg.engine.fsdp import DCP_METADATA
+    return osp.isfile(path) or osp.isfile(osp.join(path, DCP_METADATA))
+
+
 def is_complete_checkpoint(path: str) -> bool:
     """Whether ``path`` is a whole ``torch.save`` zip archive (its central directory, written last, is
     readable): cheap, and false for a file cut short by a kill."""
@@ -313,7 +328,10 @@ def find_resumable_checkpoint(work_dir: str) -> Any:
         return int(m.group(1)) if m else -1
     found = glob.glob(osp.join(work_dir, 'iter_*.pth')) + glob.glob(osp.join(work_dir, 'epoch_*.pth'))
     candidates += sorted(found, key=step, reverse=True)
+    from mmdg.engine.fsdp import is_sharded_checkpoint
     for path in candidates:
+        if is_sharded_checkpoint(path):  # complete (its metadata is written last); the shards stay where they are
+            return path
         if osp.isfile(path) and is_complete_checkpoint(path):
             try:  # read whole: a file whose bytes changed after it was written is no place to resume from
                 safe_torch_load(path)

@@ -108,9 +108,29 @@ def load_tool_config(config: str, cfg_options=None, launcher: str = 'none', work
             raise
         raise _fail(f'{config}: {exc}') from None
     cfg.work_dir = work_dir or cfg.get('work_dir') or osp.join('work_dirs', osp.splitext(osp.basename(config))[0])
+    if launcher == 'none' and unshard(cfg):
+        sys.stderr.write(f'note: {osp.basename(config)} shards its model over processes (FSDP2Strategy); in one '
+                         'process it runs unsharded (launch tools/dist_train.sh CONFIG NGPUS to shard)\n')
     RUN_STATE.update(config=config, runner=None, in_loop=False)
     add_startup_check(cfg)
     return setup_cpu_distributed(cfg)
+
+
+def is_sharded_config(cfg: Config) -> bool:
+    strategy = cfg.get('strategy')
+    return isinstance(strategy, dict) and str(strategy.get('type', '')).split('.')[-1] == 'FSDP2Strategy'
+
+
+def unshard(cfg: Config) -> bool:
+    """Drop a config's sharded engine (FlexibleRunner + FSDP2Strategy), in place, for mmengine's plain Runner:
+    evaluation, and any single-process run, computes unsharded (the tools load sharded checkpoints whole).
+    Returns whether there was one."""
+    if not is_sharded_config(cfg):
+        return False
+    cfg.pop('strategy')
+    if cfg.get('runner_type') == 'FlexibleRunner':
+        cfg.pop('runner_type')
+    return True
 
 
 def check_config_values(cfg: Config) -> None:
@@ -128,6 +148,10 @@ def check_config_values(cfg: Config) -> None:
     if isinstance(train, dict):
         for key in ('max_iters', 'max_epochs', 'val_interval'):
             need(f'train_cfg.{key}', train.get(key), lambda v: v >= 1, 'needs a whole number >= 1')
+    if is_sharded_config(cfg) and any(isinstance(h, dict) and str(h.get('type', '')).split('.')[-1] == 'EMAHook'
+                                      for h in cfg.get('custom_hooks') or []):
+        raise ConfigValueError('custom_hooks has an EMAHook, which FSDP2Strategy does not shard or save: drop it '
+                               '(the sharded configs train without EMA)')
     model = cfg.get('model')
     pre = model.get('data_preprocessor') if isinstance(model, dict) else None
     if isinstance(pre, dict) and cfg.get('task') != 'det' and pre.get('size') and pre.get('size_divisor'):
