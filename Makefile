@@ -1,5 +1,5 @@
 # mmdg — two commands: `make demo` and `make test`. Both create/refresh .venv/ when needed.
-#   make test-fast              the unit tier (no `slow` / `cli` tests): a few minutes while you work
+#   make test-fast              the unit tier (no `slow` / `cli` / `tool` tests): under 3 minutes while you work
 #   make install TORCH=system   keep the torch/torchvision you already have (e.g. a CUDA build)
 #   make demo METHOD=full       pick the backbone tuning method of the demo (default sora)
 #   make demo-compare           every method from the same pre-trained backbone: table + chart (SEEDS="0 1 2")
@@ -41,9 +41,9 @@ demo-det: install
 test: install
 	$(PY) -m pytest tests -q -rs --durations=15
 
-# the unit tier while you work: everything but the `slow` and `cli` markers (pytest.ini)
+# the unit tier while you work: everything but the `slow`, `cli` and `tool` markers (pytest.ini)
 test-fast: install
-	$(PY) -m pytest tests -q -m "not slow and not cli"
+	$(PY) -m pytest tests -q -m "not slow and not cli and not tool" --durations=10
 
 benchmark: install
 	$(PY) -m pip install -q -r requirements/benchmark.txt

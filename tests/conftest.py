@@ -115,6 +115,17 @@ def invoke_tool(script: str, *args, cwd: str = REPO, env: dict = None, umask: in
     return ToolRun(code, *texts)
 
 
+#: Fixtures that run a tool, train a model or generate datasets: a test that uses one (directly or through
+#: another fixture) is in the `tool` tier (pytest.ini), which `make test-fast` leaves out.
+TOOL_FIXTURES = frozenset({'run_tool', 'demo_data', 'demo_model', 'dg_roots', 'det_roots'})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if TOOL_FIXTURES & set(getattr(item, 'fixturenames', ())):
+            item.add_marker(pytest.mark.tool)
+
+
 @pytest.fixture
 def run_tool():
     """:func:`invoke_tool`: a tool run in the test process."""

@@ -1,4 +1,5 @@
 """Adapter-only checkpoints: small, and they rebuild the identical trained segmentor on a fresh backbone."""
+import pytest
 import torch
 from mmengine.runner import Runner
 from mmseg.apis import init_model
@@ -7,6 +8,7 @@ from mmdg.apis.demo import demo_config
 from mmdg.convert.vit import build_timm_vit
 
 
+@pytest.mark.tool
 def test_adapter_only_checkpoint_roundtrip(tmp_path, demo_data):
     pre = build_timm_vit('vit_small_patch14_dinov2', img_size=(128, 256), patch_size=16, embed_dim=192, depth=6,
                          num_heads=3, init_values=1e-5)

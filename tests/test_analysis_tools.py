@@ -40,6 +40,7 @@ def small_run(tmp_path_factory):
     return root
 
 
+@pytest.mark.tool
 def test_print_config_merges_options(tmp_path):
     out = _run('print_config.py', 'configs/demo/sora.py', '--out', tmp_path / 'merged.py',
                '--cfg-options', 'model.backbone.adapter.r=4')
@@ -61,6 +62,7 @@ def test_get_flops_on_an_mmdg_config(tmp_path):
     assert 'flops:' in (tmp_path / 'flops.md').read_text()
 
 
+@pytest.mark.tool
 def test_browse_dataset_draws_labels_per_domain(small_run, tmp_path):
     out = _run('browse_dataset.py', small_run / 'cfg.py', '--split', 'val', '--max', 1, '--out', tmp_path)
     import mmcv
@@ -72,6 +74,7 @@ def test_browse_dataset_draws_labels_per_domain(small_run, tmp_path):
     assert w == 2 * h * 2 and np.abs(left - right).mean() > 5  # image | image with labels drawn
 
 
+@pytest.mark.tool
 def test_browse_dataset_show(small_run, tmp_path, monkeypatch):
     """--show puts each picture in a window, as mmseg's browse_dataset does; without a display it says so."""
     import mmcv
@@ -112,6 +115,7 @@ def test_browse_dataset_on_real_cityscapes_labels(fixtures_dir, tmp_path):
     assert hits > 0.8, hits
 
 
+@pytest.mark.tool
 def test_analyze_logs_plots_loss_lr_wd_and_domains(small_run, tmp_path):
     out = _run('analyze_logs.py', small_run / 'work', '--out', tmp_path / 'curves.png', '--csv', tmp_path / 'c.csv')
     assert 'weight_decay' in out and 'validation mIoU per domain' in out
@@ -123,6 +127,7 @@ def test_analyze_logs_plots_loss_lr_wd_and_domains(small_run, tmp_path):
     assert sorted(int(r['step']) for r in rows if r['key'] == 'loss') == [1, 2, 3, 4]
 
 
+@pytest.mark.tool
 def test_confusion_matrix_per_domain(small_run, tmp_path):
     _run('confusion_matrix.py', small_run / 'cfg.py', small_run / 'work' / 'iter_4.pth', '--targets', 'fog', 'source',
          '--out', tmp_path)
@@ -182,6 +187,7 @@ def test_spectrum_of_a_pretrained_vit(spectrum_runs, tmp_path):
     assert (tmp_path / 'spectrum.png').stat().st_size > 10_000
 
 
+@pytest.mark.tool
 def test_spectrum_subspace_of_trained_runs(spectrum_runs, tmp_path):
     r = spectrum_runs
     out = _run('spectrum.py', '--config', r / 'sora.py', '--rank', 8, '--out', tmp_path,
@@ -208,6 +214,7 @@ def test_spectrum_subspace_of_trained_runs(spectrum_runs, tmp_path):
     assert (tmp_path / 'subspace.png').stat().st_size > 10_000
 
 
+@pytest.mark.tool
 def test_browse_dataset_draws_boxes_of_a_detection_config(tmp_path):
     """Detection configs use mmdet's visualizer: boxes of the VOC annotations drawn on the right half."""
     from mmdg.apis.demo_det import demo_det_config

@@ -97,6 +97,7 @@ def test_content_digest_catches_changed_bytes_and_resume_skips_them(tmp_path, ca
     assert torch.equal(safe_torch_load(str(plain))['state_dict']['w'], torch.ones(2))
 
 
+@pytest.mark.tool
 def test_training_writes_the_digest_and_the_method(tmp_path, demo_data, run_tool):
     """tools/train.py adds CheckpointDigestHook: its checkpoints carry the digest and the tuning method, which
     a config of another method refuses (a LoRA checkpoint scored 4.53 with a PiSSA config: keys and shapes
@@ -122,6 +123,7 @@ def test_training_writes_the_digest_and_the_method(tmp_path, demo_data, run_tool
     assert res.returncode == 1 and 'was trained with LoRA, but the config builds PiSSA' in res.stderr
 
 
+@pytest.mark.tool
 def test_a_checkpoint_that_does_not_cover_the_model_is_refused(demo_model, demo_data, tmp_path, run_tool):
     """The probe: an adapter-only checkpoint re-saved as a bare state dict, or {'state_dict': {}}, evaluated a
     randomly initialised backbone (mIoU 0.83 / 0.66); `load_from` of another architecture trained from scratch

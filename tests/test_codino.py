@@ -66,6 +66,7 @@ def _groups(losses):
     return out
 
 
+@pytest.mark.tool
 def test_every_head_has_a_loss_and_learns():
     torch.manual_seed(0)
     model = build(tiny_codino_cfg())

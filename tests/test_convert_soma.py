@@ -201,6 +201,7 @@ def load_converted(cfg, path):
 
 
 # --- tests -------------------------------------------------------------------------------------------
+@pytest.mark.tool
 def test_converted_model_computes_the_official_forward(run_tool, release):
     out = release['root'] / 'mmdg.pth'
     res = run_tool('convert/soma.py', release['dinov2'], release['soma'], out, '--cfg-options', *SMALL_OPTIONS)

@@ -3,6 +3,7 @@ import csv
 import json
 import os.path as osp
 
+import pytest
 from mmengine.runner import Runner
 
 from conftest import invoke_tool
@@ -18,6 +19,7 @@ def _write_cfg(tmp_path, demo_data):
     return path, tmp_path / 'work' / 'iter_1.pth'
 
 
+@pytest.mark.tool
 def test_tables_csv_json_and_overlays(tmp_path, demo_data):
     """Runner.test() over two targets: aAcc / mIoU / mAcc with the mean over both and (mean_unseen) the one unseen,
     full class names, labelled pictures per domain, a new folder per run under the checkpoint's."""
@@ -47,6 +49,7 @@ def test_tables_csv_json_and_overlays(tmp_path, demo_data):
     assert bad.returncode != 0 and "unknown target(s) ['mars']" in bad.stderr
 
 
+@pytest.mark.tool
 def test_default_folder_is_new_per_run(tmp_path, demo_data):
     """<checkpoint folder>/cross_domain/<checkpoint name>/<timestamp>/: two runs, two folders. The second
     goes through ``tools/test.py --cross-domain`` (how tools/dist_test.sh reaches this tool)."""
@@ -66,6 +69,7 @@ def test_default_folder_is_new_per_run(tmp_path, demo_data):
         assert json.load(open(osp.join(folder, 'results.json')))['results']['fog']['num_images'] == 2
 
 
+@pytest.mark.tool
 def test_real_format_fixtures(tmp_path, demo_data, fixtures_dir):
     """Cityscapes, BDD100K and Mapillary (v1.2, converted to 19 classes) files in their real formats."""
     from mmengine.config import Config

@@ -5,6 +5,7 @@ import csv
 import json
 import os.path as osp
 
+import pytest
 from mmengine.config import Config
 
 from conftest import DWD_FOLDERS, REPO, invoke_tool
@@ -19,6 +20,7 @@ def _run(*args):
     return proc.stdout + proc.stderr
 
 
+@pytest.mark.tool
 def test_train_then_cross_domain_eval(tmp_path):
     from mmdg.datasets.voc_writer import write_synthetic_voc
     write_synthetic_voc(str(tmp_path / 'dwd'), DWD_FOLDERS, dict(train=2, test=1), size=(64, 128))

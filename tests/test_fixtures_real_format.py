@@ -2,12 +2,14 @@
 import os.path as osp
 
 import numpy as np
+import pytest
 import torch
 from mmengine.registry import init_default_scope
 
 from mmdg.apis.demo import demo_config
 
 
+@pytest.mark.tool
 def test_real_cityscapes_frame_through_the_segmentor_and_per_domain_eval(fixtures_dir, tmp_path):
     init_default_scope('mmdg')
     from mmdg.registry import MODELS

@@ -30,6 +30,7 @@ def trained(dg_roots, tmp_path_factory):
     return path, osp.join(work, 'iter_2.pth'), dg_roots['acdc']
 
 
+@pytest.mark.tool
 def test_acdc_test_split_is_written_per_condition_in_train_ids(trained, tmp_path):
     config, ckpt, acdc_root = trained
     out = str(tmp_path / 'submission')
@@ -51,6 +52,7 @@ def test_acdc_test_split_is_written_per_condition_in_train_ids(trained, tmp_path
     assert again.returncode == 1 and 'not empty' in again.stderr and 'Traceback' not in again.stderr
 
 
+@pytest.mark.tool
 def test_label_id_encoding(trained, tmp_path):
     config, ckpt, _ = trained
     out = str(tmp_path / 'ids')

@@ -51,12 +51,14 @@ def _files(root, pattern):
     return sorted((root / 'source').rglob(pattern))
 
 
+@pytest.mark.tool
 def test_typo_in_a_module_name(tmp_path):
     cfg = tmp_path / 'typo.py'
     cfg.write_text(f"_base_ = {os.path.join(REPO, 'configs/demo/full.py')!r}\nmodel = dict(backbone=dict(type='TimmVit'))\n")
     _clean_failure(*_tool('tools/train.py', cfg, '--work-dir', tmp_path / 'w'), 'TimmVit is not in the mmdg::model registry')
 
 
+@pytest.mark.tool
 def test_adapter_that_matches_nothing(tmp_path):
     cfg = tmp_path / 'nomatch.py'
     cfg.write_text(f"_base_ = {os.path.join(REPO, 'configs/demo/lora.py')!r}\n"
@@ -64,6 +66,7 @@ def test_adapter_that_matches_nothing(tmp_path):
     _clean_failure(*_tool('tools/train.py', cfg, '--work-dir', tmp_path / 'w'), "['attn.qkvv']", 'matched no nn.Linear')
 
 
+@pytest.mark.tool
 def test_rank_larger_than_the_matrix(tmp_path):
     cfg = tmp_path / 'rank.py'
     cfg.write_text(f"_base_ = {os.path.join(REPO, 'configs/demo/sora.py')!r}\n"
@@ -84,6 +87,7 @@ def trained(tmp_path_factory, demo_data):
     return str(tmp / 'cfg.py'), tmp / 'work' / 'iter_1.pth'
 
 
+@pytest.mark.tool
 def test_checkpoint_of_another_architecture(tmp_path, trained):
     cfg, ckpt = trained
     other = Config.fromfile(cfg)
@@ -127,6 +131,7 @@ def test_pickle_carrying_code(tmp_path, trained):
     assert not marker.exists()
 
 
+@pytest.mark.tool
 def test_missing_label_files(tmp_path, small_layout):
     for p in _files(small_layout, '*_gtFine_labelTrainIds.png')[:2]:
         p.unlink()
@@ -135,6 +140,7 @@ def test_missing_label_files(tmp_path, small_layout):
     assert not list((tmp_path / 'work').glob('*.pth'))
 
 
+@pytest.mark.tool
 def test_label_value_out_of_range(tmp_path, small_layout):
     label = _files(small_layout, '*_gtFine_labelTrainIds.png')[0]
     seg = cv2.imread(str(label), cv2.IMREAD_UNCHANGED)
@@ -147,6 +153,7 @@ def test_label_value_out_of_range(tmp_path, small_layout):
     assert not list((tmp_path / 'work').glob('*.pth'))
 
 
+@pytest.mark.tool
 def test_image_that_cannot_be_decoded(tmp_path, small_layout):
     img = _files(small_layout, '*_leftImg8bit.png')[0]
     img.write_bytes(img.read_bytes()[:100])  # a download cut short
@@ -154,6 +161,7 @@ def test_image_that_cannot_be_decoded(tmp_path, small_layout):
     _clean_failure(*_tool('tools/train.py', cfg), 'ImageDecodeError', img.name, 'cannot be decoded')
 
 
+@pytest.mark.tool
 def test_nan_loss_stops_with_the_iteration_and_keeps_the_last_good_checkpoint(tmp_path, small_layout):
     cfg, _ = _checked_cfg(tmp_path, str(small_layout))
     code, out = _tool('tools/train.py', cfg)  # iterations 1-2, checkpoint iter_2.pth
@@ -169,6 +177,7 @@ def test_nan_loss_stops_with_the_iteration_and_keeps_the_last_good_checkpoint(tm
     assert (tmp_path / 'work' / 'last_checkpoint').read_text().strip() == str(good)
 
 
+@pytest.mark.tool
 def test_layout_without_images(tmp_path):
     (tmp_path / 'empty' / 'source' / 'leftImg8bit').mkdir(parents=True)
     cfg, _ = _checked_cfg(tmp_path, str(tmp_path / 'empty'))
@@ -229,6 +238,7 @@ def test_repeated_entries_in_a_split_list_are_refused(tmp_path):
     assert len(CityscapesDGDataset(data_root=str(root / 'source'), split='train', ann_file=str(lst), pipeline=[])) == 2
 
 
+@pytest.mark.tool
 def test_labels_that_are_all_ignore_stop_the_run(tmp_path, small_layout):
     """Labels that are all 255 trained to loss 0 and accuracy 100 and exited 0; now the run stops after its
     first batches, before a checkpoint, naming the cause."""

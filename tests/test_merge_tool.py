@@ -28,6 +28,7 @@ def _train(cfg, tmp_path):
 
 
 @pytest.mark.parametrize('method', ['sora', 'lora', 'pissa', 'alore', 'hta', 'clora'])
+@pytest.mark.tool
 def test_merged_checkpoint_predicts_like_the_adapted_model(method, tmp_path, demo_data):
     from mmdg.adapters import adapter_modules
     from mmdg.apis.merge import build_model, plain_config
@@ -48,6 +49,7 @@ def test_merged_checkpoint_predicts_like_the_adapted_model(method, tmp_path, dem
     assert (a.argmax(1) == b.argmax(1)).float().mean() > 0.999
 
 
+@pytest.mark.tool
 def test_adapter_only_checkpoint_merges_and_evaluates_the_same(tmp_path, demo_data):
     """An adapter-only SoRA checkpoint (over a local 'pre-trained' file) merges; cross_domain_eval on the
     merged file (same config: it sees the merge in the checkpoint's meta) gives the same mIoU."""
@@ -71,6 +73,7 @@ def test_adapter_only_checkpoint_merges_and_evaluates_the_same(tmp_path, demo_da
     assert mious[0] == pytest.approx(mious[1], abs=0.05)
 
 
+@pytest.mark.tool
 def test_detector_merge(tmp_path):
     from mmdg.apis.demo_det import demo_det_config
     from mmdg.apis.merge import build_model, plain_config
@@ -93,6 +96,7 @@ def test_detector_merge(tmp_path):
     assert torch.equal(adapted.roi_head.bbox_head.fc_cls.weight, plain.roi_head.bbox_head.fc_cls.weight)
 
 
+@pytest.mark.tool
 def test_refusals_and_backbone_export(tmp_path, demo_data):
     cfg_path, ckpt = _train(_trained(tmp_path, demo_data, 'lora'), tmp_path)
     before = open(ckpt, 'rb').read()

@@ -33,6 +33,7 @@ def test_hand_computed_case():
     assert metric.domain_results['night']['per_class_acc']['c'] != metric.domain_results['night']['per_class_acc']['c']
 
 
+@pytest.mark.tool
 def test_batch_size_does_not_change_the_result(demo_data):
     init_default_scope('mmdg')
     from mmdg.registry import MODELS

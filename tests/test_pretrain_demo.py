@@ -31,6 +31,7 @@ def test_pretraining_data_is_a_pure_function_of_the_index_and_not_the_demo_data(
     assert np.std(road, axis=0).mean() > 15, 'the flat class should not keep one colour across samples'
 
 
+@pytest.mark.tool
 def test_pretraining_is_reproducible_and_the_output_loads_into_the_demo_backbone(tmp_path):
     kw = dict(steps=3, batch_size=4, warmup=1, eval_images=8, progress=False)
     a = pretrain(str(tmp_path / 'a.safetensors'), workers=0, **kw)

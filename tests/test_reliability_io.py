@@ -79,6 +79,7 @@ def dinov2_s(tmp_path_factory):
     return ref, path
 
 
+@pytest.mark.tool
 def test_vit_converter_reads_safetensors_and_writes_readable_files(tmp_path, dinov2_s):
     ref, src = dinov2_s
     dst = tmp_path / 'out' / 'dinov2_s.pth'
@@ -92,6 +93,7 @@ def test_vit_converter_reads_safetensors_and_writes_readable_files(tmp_path, din
         torch.testing.assert_close(state[k], v, msg=k)
 
 
+@pytest.mark.tool
 def test_corrupt_weight_files_are_named_as_corrupt(tmp_path, dinov2_s):
     _, good = dinov2_s
     cut = tmp_path / 'cut.safetensors'
@@ -181,6 +183,7 @@ def test_unexpected_errors_keep_their_traceback(monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------- Ctrl-C
+@pytest.mark.tool
 def test_ctrl_c_stops_with_one_line_and_a_loadable_checkpoint(tmp_path, demo_data):
     from mmdg.apis.demo import demo_config
     from mmdg.utils.checkpoint import safe_torch_load
@@ -253,6 +256,7 @@ def test_atomic_open_leaves_the_old_file_when_the_writer_fails(tmp_path):
             pass
 
 
+@pytest.mark.tool
 def test_missing_demo_data_names_the_command_that_writes_it(tmp_path):
     """A demo config run before its data exists says which command generates it (``--det`` for the detection
     demo), and that command writes data the config then finds."""

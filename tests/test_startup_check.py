@@ -65,6 +65,7 @@ def _built(cfg_path, **model_changes):
 
 
 # ------------------------------------------------------------------------------ through tools/train.py
+@pytest.mark.tool
 def test_num_classes_of_the_head_and_the_dataset_differ(tmp_path, layout):
     cfg = _config(tmp_path, layout)
     code, out = _tool('tools/train.py', cfg, '--cfg-options', 'model.decode_head.num_classes=40')
@@ -73,6 +74,7 @@ def test_num_classes_of_the_head_and_the_dataset_differ(tmp_path, layout):
     assert not list((tmp_path / 'work').glob('*.pth'))
 
 
+@pytest.mark.tool
 def test_labels_at_half_the_image_size(tmp_path, layout):
     label = _halve_first_label(layout)
     code, out = _tool('tools/train.py', _config(tmp_path, layout))
@@ -80,6 +82,7 @@ def test_labels_at_half_the_image_size(tmp_path, layout):
     assert not list((tmp_path / 'work').glob('*.pth'))
 
 
+@pytest.mark.tool
 def test_labels_at_half_size_stop_tools_test_before_the_metric(tmp_path, layout):
     """Before: ``tools/test.py`` crashed inside mmseg's metric with an ``IndexError``."""
     import torch
@@ -93,6 +96,7 @@ def test_labels_at_half_size_stop_tools_test_before_the_metric(tmp_path, layout)
     _clean_failure(code, out, 'DataModelError', "test_dataloader domain 'night'", str(label), '128x64 (WxH)')
 
 
+@pytest.mark.tool
 def test_an_empty_target_domain_is_named(tmp_path, layout):
     for f in (layout / 'night' / 'leftImg8bit').rglob('*.png'):
         f.unlink()  # the folder is there, its images are not (an unzip that went elsewhere)
@@ -115,6 +119,7 @@ def test_the_check_is_in_every_run():
         'NonFiniteLossHook', 'DataModelCheckHook', 'CheckpointDigestHook', 'CheckpointFitHook']
 
 
+@pytest.mark.tool
 def test_fewer_classes_and_another_ignore_index(tmp_path, layout):
     from mmdg.engine import DataModelError
     from mmdg.engine.startup_check import check_data_model
@@ -129,6 +134,7 @@ def test_fewer_classes_and_another_ignore_index(tmp_path, layout):
     check_data_model(model, data, 'train_dataloader')
 
 
+@pytest.mark.tool
 def test_checked_loader_refuses_a_label_of_another_size(tmp_path, layout):
     """Wherever labels are loaded (training or test pipeline, a set the start-up sample missed)."""
     from mmdg.datasets.converters import LabelSizeError
@@ -146,6 +152,7 @@ def test_checked_loader_refuses_a_label_of_another_size(tmp_path, layout):
             results = t(results)
 
 
+@pytest.mark.tool
 def test_checked_loader_names_a_corrupt_label(tmp_path, layout):
     """A label cut short (before: ``AttributeError: 'NoneType' object has no attribute 'squeeze'``)."""
     from mmdg.datasets import ImageDecodeError
@@ -157,6 +164,7 @@ def test_checked_loader_names_a_corrupt_label(tmp_path, layout):
         data[index]
 
 
+@pytest.mark.tool
 def test_checked_loader_names_a_missing_image(tmp_path, layout):
     from mmdg.datasets import ImageDecodeError
     _, data = _built(_config(tmp_path, layout))
