@@ -196,6 +196,8 @@ class FSDP2Strategy(DDPStrategy):
         ckpt.update(extra_ckpt)
         if callback is not None:
             callback(ckpt)  # the hooks' before_save_checkpoint (they may drop entries: adapter-only checkpoints)
+        if 'ema_state_dict' in ckpt:  # the config check refuses EMAHook with this strategy; a direct build too
+            raise RuntimeError('FSDP2Strategy does not save an EMA copy of a sharded model: drop the EMAHook')
         shards = {k: ckpt.pop(k) for k in SHARDED_ENTRIES if k in ckpt}
         # rank 0's pid in the name: remove_stale_temporaries clears a folder whose writer was killed
         name = [TMP_PREFIX + f'{os.getpid()}-' + osp.basename(filename)]
