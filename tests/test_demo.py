@@ -11,7 +11,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_short_demo_learns(tmp_path, demo_data, capsys):
-    res = run_demo('full', data_root=demo_data, work_dir=str(tmp_path / 'work'), max_iters=150,
+    res = run_demo('full', data_root=demo_data, work_dir=str(tmp_path / 'work'), max_iters=100,
                    num_train=48, num_val=12, num_workers=0, evaluate_untrained=True, num_overlays=1)
     before, after = res['untrained'], res['trained']
     assert set(after) == {'source', 'realistic', 'night', 'fog', 'rain'}

@@ -65,13 +65,9 @@ def test_train_resume_and_test_tools(tmp_path, demo_data):
     out = _run(['tools/train.py', cfg, '--work-dir', str(work), '--cfg-options', *_data_opts(2)])
     assert (work / 'iter_2.pth').exists()
     assert 'loss_sade' in out, 'CLoRA SADE must reach the logged training loss'
-    # resume (weights_only load of an mmengine checkpoint with its message hub) and go on to 4 iterations
-    out = _run(['tools/train.py', cfg, '--work-dir', str(work), '--resume',
-                '--cfg-options', *_data_opts(4)])
-    assert re.search(r'resumed epoch: \d+, iter: 2', out), out[-2000:]
-    assert (work / 'iter_4.pth').exists()
-    out = _run(['tools/test.py', cfg, str(work / 'iter_4.pth'), '--work-dir', str(work / 'test'),
-                '--cfg-options', *_data_opts(4)])
+    # (--resume in a subprocess: tests/test_resume_after_kill.py)
+    out = _run(['tools/test.py', cfg, str(work / 'iter_2.pth'), '--work-dir', str(work / 'test'),
+                '--cfg-options', *_data_opts(2)])
     assert re.search(r'fog/mIoU: \d', out) and re.search(r'mean/mIoU: \d', out)
 
 
