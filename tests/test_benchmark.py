@@ -122,7 +122,8 @@ def test_dinov3_rows_and_adapter_suite_in_the_same_rounds(tmp_path):
     ratios = r['ratios']['dinov3-l']['fp32']
     assert ratios['sora/full']['step_s']['rounds'] == 2 and ratios['sora: dinov3-l/dinov2-l']['step_s']['median'] > 0
 
-    cmd = [sys.executable, osp.join(REPO, 'tools', 'benchmark.py'), '--suite', 'adapters', '--img', '32', '--batch',
+    cmd = [sys.executable, osp.join(REPO, 'tools', 'benchmark.py'), '--suite', 'adapters', '--arch',
+           'vit_tiny_patch16_224', '--img', '32', '--batch',
            '1', '--large-img', '32', '--steps', '1', '--warmup', '0', '--rounds', '1', '--methods', 'frozen', 'SoRA',
            '--skip', 'svd', 'large', '--threads', '1', '--json', out_json]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=600,
@@ -130,7 +131,7 @@ def test_dinov3_rows_and_adapter_suite_in_the_same_rounds(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     r = json.load(open(out_json))
     assert set(r['vit_b']) == {'frozen', 'SoRA'} and r['vit_b']['SoRA']['trainable'] > r['vit_b']['frozen']['trainable']
-    assert r['inference']['merged_over_plain'] > 0 and 'Inference, ViT-B' in res.stdout
+    assert r['inference']['merged_over_plain'] > 0 and 'Inference, vit_tiny_patch16_224: plain' in res.stdout
 
 
 @pytest.mark.slow

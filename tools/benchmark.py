@@ -67,6 +67,8 @@ def parse_args(argv=None):
                    help='train SoRA N iterations in fp32 and bf16 from the same seed on the generated data')
     r.add_argument('--data-dir', help='where to generate the data (default: a temporary folder, removed)')
     a = p.add_argument_group('adapters suite')
+    a.add_argument('--arch', default=adapters.VIT_B, help='timm ViT of the per-method rows and the inference check '
+                   '(default: ViT-B, DINOv2-B at patch 16; a smaller one makes a quick smoke run)')
     a.add_argument('--img', type=int, default=112, help='ViT-B input size')
     a.add_argument('--batch', type=int, default=2)
     a.add_argument('--large-img', type=int, default=112, help='ViT-L input size (SoRA vs full, blocks 0-7 frozen)')

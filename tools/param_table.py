@@ -5,6 +5,8 @@
 Models are built on the meta device (no memory, no weights), so the whole table takes seconds.
 """
 import argparse
+import copy
+import functools
 import os.path as osp
 import warnings
 
@@ -35,10 +37,16 @@ ROWS = [(name, dict(type=name)) for name in LINEAR] + [
 BEGIN, END = '<!-- param-table:begin -->', '<!-- param-table:end -->'
 
 
+@functools.lru_cache(maxsize=None)
+def plain_vit(arch):
+    with torch.device('meta'):
+        return timm.create_model(arch, pretrained=False, num_classes=0)
+
+
 def count(arch, cfg):
     with torch.device('meta'), warnings.catch_warnings():
         warnings.simplefilter('ignore')  # SoRA / PiSSA warn that a meta SVD has no values: shapes suffice here
-        vit = timm.create_model(arch, pretrained=False, num_classes=0)
+        vit = copy.deepcopy(plain_vit(arch))  # built once per backbone: each row adapts its own copy
         if cfg is None:
             return count_parameters(vit)
         if 'blocks' in cfg and cfg['blocks'][1] > len(vit.blocks):

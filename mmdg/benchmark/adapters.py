@@ -140,7 +140,8 @@ def run_suite(o, run, log, save) -> dict:
     res = dict(env=env, args=dict(vars(o)))
     timing = dict(device=o.device, steps=o.steps, warmup=o.warmup)
     methods = [m for m in METHODS if m in o.methods]
-    raw = round_robin(methods, lambda m: dict(kind='vit_train', method=m, arch=VIT_B, img=o.img, batch=o.batch,
+    arch = getattr(o, 'arch', VIT_B)
+    raw = round_robin(methods, lambda m: dict(kind='vit_train', method=m, arch=arch, img=o.img, batch=o.batch,
                                               **timing), o.rounds, run, log)
     res['vit_b'] = {m: summarize(v) for m, v in raw.items()}
     ratios = {}
@@ -162,7 +163,7 @@ def run_suite(o, run, log, save) -> dict:
         save(res)
     if 'inference' not in o.skip:
         log('inference ...')
-        res['inference'] = summarize([run(dict(kind='vit_inference', arch=VIT_B, img=o.img, batch=o.batch, **timing))
+        res['inference'] = summarize([run(dict(kind='vit_inference', arch=arch, img=o.img, batch=o.batch, **timing))
                                       for _ in range(o.rounds)])
     if 'svd' not in o.skip:
         log('SoRA SVD init on ViT-L ...')
@@ -180,7 +181,8 @@ def _r(ratio: dict, fmt: str = '{:.2f}') -> str:
 
 def report(res) -> str:
     b, a, ratios = res['vit_b'], res['args'], res.get('vit_b_ratios', {})
-    lines = [f'Run: {res["env"]}; ViT-B (DINOv2-B, patch 16) {a["img"]} px, batch {a["batch"]}; each row the median '
+    vit = 'ViT-B (DINOv2-B, patch 16)' if a.get('arch', VIT_B) == VIT_B else a['arch']
+    lines = [f'Run: {res["env"]}; {vit} {a["img"]} px, batch {a["batch"]}; each row the median '
              f'over {a["rounds"]} round-robin round(s) of the median of {a["steps"]} steps after {a["warmup"]} '
              'warm-up; ratios are medians of per-round ratios (range in brackets).', '',
              '| method | trainable | step ms | x frozen | x full | peak MB | x frozen | x full |',
@@ -204,7 +206,7 @@ def report(res) -> str:
                      f'**{_r(L.get("peak_mb"))}** (target <= 0.5).')
     inf = res.get('inference', {})
     if inf and 'error' not in inf:
-        lines.append(f'Inference, ViT-B: plain {inf["plain_ms"]:.1f} ms, SoRA unmerged {inf["unmerged_ms"]:.1f} ms '
+        lines.append(f'Inference, {"ViT-B" if a.get("arch", VIT_B) == VIT_B else a["arch"]}: plain {inf["plain_ms"]:.1f} ms, SoRA unmerged {inf["unmerged_ms"]:.1f} ms '
                      f'({inf["unmerged_over_plain"]:.2f}x), merged {inf["merged_ms"]:.1f} ms '
                      f'(**{inf["merged_over_plain"]:.2f}x**, target <= 1.02; per-step ratios, variants in turn).')
     if 'error' not in res.get('svd', {'error': 1}):
