@@ -15,7 +15,9 @@ pytestmark = pytest.mark.slow
 
 def test_reduced_comparison_has_a_row_per_method_and_pretraining_beats_scratch(tmp_path, demo_data):
     assert run_compare.__defaults__[0] == METHODS and set(METHODS) >= {'sora', 'full', 'frozen', 'scratch'}
-    methods = ('sora', 'full', 'scratch')  # a frozen backbone's zero trainable parameters: test_dg_seg_configs
+    # the pre-trained backbone adapted vs the same network from random weights (every method's parameter count
+    # and training: test_dg_seg_configs, test_train_methods)
+    methods = ('sora', 'scratch')
     lines = []
     res = run_compare(methods, seeds=(0,), max_iters=40, data_root=demo_data, work_dir=str(tmp_path / 'cmp'),
                       num_train=48, num_val=12, num_workers=0, progress=lines.append)
@@ -26,12 +28,10 @@ def test_reduced_comparison_has_a_row_per_method_and_pretraining_beats_scratch(t
     # method, parameters, source, each unseen style, mean unseen, between the outer bars
     assert all(len(r.split('|')) == 2 + 3 + len(UNSEEN) + 1 for r in rows)
     params = {m: s['parameters'] for m, s in summary.items()}
-    assert 0 < params['sora'] < params['full'] < params['scratch']
+    assert 0 < params['sora'] < params['scratch']
     for m, s in summary.items():
         assert 0 <= s['unseen'][0] <= 100 and s['unseen'][1] is None, m  # one seed: no spread
         assert np.isclose(s['unseen'][0], np.mean([s[d][0] for d in UNSEEN])), m
-    # the same training of every parameter, from the pre-trained weights and from random ones
-    assert summary['full']['unseen'][0] > summary['scratch']['unseen'][0] + 5, res['table']
     assert summary['sora']['unseen'][0] > summary['scratch']['unseen'][0] + 5, res['table']
     png = (tmp_path / 'cmp' / 'chart.png').read_bytes()
     assert png[:8] == b'\x89PNG\r\n\x1a\n' and len(png) > 10_000

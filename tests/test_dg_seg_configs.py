@@ -99,6 +99,8 @@ def test_two_iterations_and_a_multi_domain_evaluation(path, dg_roots, tmp_path):
     assert math.isfinite(loss)
     if 'clora' in path:
         assert 'train/loss_sade' in runner.message_hub.log_scalars
+    if _name(path).split('/')[0] not in ('sora', 'rein'):
+        return  # another method on a SoRA recipe: its datasets and metric are the SoRA config's, evaluated there
     metrics = runner.val()
     domains = list(cfg.val_dataloader.dataset.domains)
     for d in domains:
