@@ -15,6 +15,7 @@ copies and hands float32 features to the head, which computes in float32; gradie
 ``reduce_dtype`` (float32).
 """
 import atexit
+import datetime
 import os
 import os.path as osp
 import shutil
@@ -38,6 +39,22 @@ from mmdg.utils.checkpoint import atomic_save, safe_torch_load
 EXTRA_FILE = 'extra_state.pth'
 DCP_METADATA = '.metadata'  # DCP writes it last, after every shard: its presence marks a complete checkpoint
 SHARDED_ENTRIES = ('state_dict', 'optimizer')
+
+
+def _close_process_group() -> None:
+    """At exit: wait for every process (30 s at most), then close the process group. Left to the interpreter's
+    teardown, or closed while another process still talks to it, a process aborts in a C++ destructor after the
+    run has ended well ("terminate called without an active exception")."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:
+        if dist.get_backend() == 'gloo':
+            dist.monitored_barrier(timeout=datetime.timedelta(seconds=30))
+        else:
+            dist.barrier()
+    except Exception:  # noqa: BLE001  (a process that failed: close anyway, torchrun reports the failure)
+        pass
+    dist.destroy_process_group()
 
 
 def _dtype(name):
@@ -130,9 +147,7 @@ class FSDP2Strategy(DDPStrategy):
             for p in backbone.parameters():
                 if not p.requires_grad and p.is_floating_point():
                     p.data = p.data.to(self.frozen_dtype)
-        # the gloo / nccl groups of the mesh must close before the interpreter does (else a process aborts
-        # in a C++ destructor after the run has ended well)
-        atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
+        atexit.register(_close_process_group)
         mesh = init_device_mesh('cuda' if device.startswith('cuda') else 'cpu', (dist.get_world_size(),))
         shard = dict(mesh=mesh, reshard_after_forward=self.reshard_after_forward)
         # Inside the backbone the blocks take their inputs as they come: with activation checkpointing FSDP2
