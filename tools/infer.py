@@ -82,8 +82,9 @@ def write_prediction(result, classes, path_stem: str, encoding: str = 'train_id'
 
 def main(argv=None):
     args = parse_args(argv)
-    for path in (args.config, args.checkpoint):
-        if not osp.isfile(path):
+    from mmdg.utils.checkpoint import checkpoint_exists  # a file, or a sharded checkpoint's folder
+    for path, exists in ((args.config, osp.isfile), (args.checkpoint, checkpoint_exists)):
+        if not exists(path):
             raise SystemExit(f'{path} does not exist')
     with input_errors_as_messages():
         return infer(args)

@@ -32,8 +32,9 @@ def parse_args(argv=None, description=None):
 def main(argv=None, description=None):
     """``tools/cross_domain_eval.py`` (and ``tools/test.py --cross-domain``): parse ``argv``, evaluate."""
     args = parse_args(argv, description)
-    for path in (args.config, args.checkpoint):
-        if not osp.isfile(path):
+    from mmdg.utils.checkpoint import checkpoint_exists  # a file, or a sharded checkpoint's folder
+    for path, exists in ((args.config, osp.isfile), (args.checkpoint, checkpoint_exists)):
+        if not exists(path):
             raise SystemExit(f'{path} does not exist')
     fresh_out = args.out_dir and not osp.exists(args.out_dir)
     try:
